@@ -1,0 +1,147 @@
+// Command cave runs one node of a cave cluster.
+//
+//	cave --mode=dev                                  # one node in ./cave-data
+//	cave --mode=prod --insecure --bootstrap ...      # first node of a cluster
+//	cave --mode=prod --insecure --join HOST:PORT ... # every other node
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"runtime"
+	"syscall"
+	"time"
+
+	"github.com/urfave/cli/v2"
+	"github.com/urfave/cli/v2/altsrc"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/cavedb/cave/gateway"
+	"github.com/cavedb/cave/internal/peer"
+	"github.com/cavedb/cave/node"
+	"github.com/cavedb/cave/router"
+)
+
+// Set by the linker: -X main.version=... -X main.commit=... -X main.date=...
+var (
+	version = "dev"
+	commit  = "unknown"
+	date    = "unknown"
+)
+
+func main() {
+	if err := newApp().Run(os.Args); err != nil {
+		fmt.Fprintln(os.Stderr, "cave:", err)
+		os.Exit(1)
+	}
+}
+
+func newApp() *cli.App {
+	flags := serverFlags()
+	return &cli.App{
+		Name:    "cave",
+		Usage:   "a distributed, sharded key-value database",
+		Version: version,
+		Flags:   flags,
+		Before:  altsrc.InitInputSourceWithContext(flags, altsrc.NewYamlSourceFromFlagFunc("config")),
+		Action:  run,
+		Commands: []*cli.Command{{
+			Name:  "version",
+			Usage: "print the version, commit, build date and Go version",
+			Action: func(*cli.Context) error {
+				fmt.Printf("cave %s (commit %s, built %s, %s)\n", version, commit, date, runtime.Version())
+				return nil
+			},
+		}},
+	}
+}
+
+func newLogger(level, format string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level must be debug, info, warn or error, got %q", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+}
+
+func run(c *cli.Context) error {
+	s, err := parseSettings(c)
+	if err != nil {
+		return err
+	}
+	lg, err := newLogger(s.LogLevel, s.LogFormat)
+	if err != nil {
+		return err
+	}
+	if s.Mode == "dev" {
+		lg.Warn("dev mode: one node, no TLS, no access control; do not use in production", "data_dir", s.DataDir)
+	} else if s.Insecure {
+		lg.Warn("insecure mode: no TLS and no access control on any port")
+	}
+	httpLn, err := net.Listen("tcp", s.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("--http-addr: %w", err)
+	}
+	grpcLn, err := net.Listen("tcp", s.GRPCAddr)
+	if err != nil {
+		return fmt.Errorf("--grpc-addr: %w", err)
+	}
+	peers := peer.New(grpc.WithTransportCredentials(insecure.NewCredentials()))
+	defer peers.Close()
+
+	ncfg := node.DefaultConfig()
+	ncfg.Name = s.NodeName
+	ncfg.DataDir = s.DataDir
+	ncfg.RaftAddr = advertised(s.RaftAddr, s.AdvertiseHost)
+	ncfg.RaftListenAddr = s.RaftAddr
+	ncfg.GossipAddr = s.GossipAddr
+	ncfg.AdvertiseHost = s.AdvertiseHost
+	ncfg.HTTPAddr = advertised(s.HTTPAddr, s.AdvertiseHost)
+	ncfg.GRPCAddr = advertised(s.GRPCAddr, s.AdvertiseHost)
+	ncfg.Bootstrap = s.Bootstrap
+	ncfg.Join = s.Join
+	ncfg.Shards = s.Shards
+	ncfg.Replicas = s.Replicas
+	ncfg.DeadNodeTimeout = s.DeadNodeTimeout
+	ncfg.Logger = lg
+	nd, err := node.New(ncfg, peers)
+	if err != nil {
+		return err
+	}
+	rcfg := router.DefaultConfig()
+	rcfg.Backend, rcfg.Peers, rcfg.Logger = nd, peers, lg
+	rt, err := router.New(rcfg)
+	if err != nil {
+		nd.Close()
+		return err
+	}
+	gcfg := gateway.DefaultConfig()
+	gcfg.Router, gcfg.Cluster, gcfg.Peer, gcfg.Logger = rt, nd, router.NewPeerServer(nd, nd), lg
+	gcfg.MaxValueBytes = s.MaxValueBytes
+	gw, err := gateway.New(gcfg)
+	if err != nil {
+		nd.Close()
+		return err
+	}
+	gw.Serve(httpLn, grpcLn)
+	lg.Info("serving", "node", s.NodeName, "mode", s.Mode, "http", "http://"+httpLn.Addr().String()+"/api/v1",
+		"grpc", grpcLn.Addr().String(), "raft", s.RaftAddr, "gossip", s.GossipAddr)
+
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	got := <-sig
+	lg.Info("shutting down", "signal", got.String())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	gw.Shutdown(ctx)
+	return nd.Close()
+}

@@ -1,0 +1,129 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/cavedb/cave/node"
+	"github.com/cavedb/cave/router"
+)
+
+// toStatus chooses the gRPC status for an error from the router or node.
+// It is the only place that does: an ordered switch of errors.Is cases.
+// Anything unmatched is Internal, and its cause is logged, not returned.
+func toStatus(lg *slog.Logger, err error) error {
+	var cond *router.ConditionError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &cond):
+		return status.Errorf(codes.FailedPrecondition, "condition failed: the current revision of %q is %d", cond.Key, cond.Current)
+	case errors.Is(err, router.ErrKeyNotFound):
+		return status.Error(codes.NotFound, "key not found")
+	case errors.Is(err, router.ErrBadPageToken):
+		return status.Error(codes.InvalidArgument, "page_token is malformed: pass the next_page_token of the previous page")
+	case errors.Is(err, router.ErrTooLarge):
+		return status.Error(codes.ResourceExhausted, "request too large")
+	case errors.Is(err, router.ErrUnknownOutcome):
+		return status.Error(codes.Unavailable, "the write was interrupted (leader change or timeout) and may or may not have been applied; read the key before retrying")
+	case errors.Is(err, router.ErrUnavailable), errors.Is(err, node.ErrNotInitialized), errors.Is(err, node.ErrNotReady),
+		errors.Is(err, node.ErrNoReplica), errors.Is(err, node.ErrClosed):
+		return status.Error(codes.Unavailable, "shard unavailable (no leader yet or node not ready); retry shortly")
+	case errors.Is(err, context.DeadlineExceeded):
+		return status.Error(codes.DeadlineExceeded, "deadline exceeded")
+	case errors.Is(err, context.Canceled):
+		return status.Error(codes.Canceled, "request canceled")
+	}
+	lg.Error("internal error", "err", err)
+	return status.Error(codes.Internal, "internal error")
+}
+
+// httpStatus maps a gRPC code to the REST status of the API contract;
+// grpc-gateway's default differs for FailedPrecondition (400, we need 412)
+// and ResourceExhausted (429, we need 413).
+func httpStatus(c codes.Code) int {
+	switch c {
+	case codes.OK:
+		return http.StatusOK
+	case codes.InvalidArgument, codes.OutOfRange:
+		return http.StatusBadRequest
+	case codes.NotFound:
+		return http.StatusNotFound
+	case codes.FailedPrecondition:
+		return http.StatusPreconditionFailed
+	case codes.ResourceExhausted:
+		return http.StatusRequestEntityTooLarge
+	case codes.AlreadyExists, codes.Aborted:
+		return http.StatusConflict
+	case codes.PermissionDenied:
+		return http.StatusForbidden
+	case codes.Unauthenticated:
+		return http.StatusUnauthorized
+	case codes.Unavailable:
+		return http.StatusServiceUnavailable
+	case codes.DeadlineExceeded:
+		return http.StatusGatewayTimeout
+	case codes.Unimplemented:
+		return http.StatusNotImplemented
+	case codes.Canceled:
+		return 499
+	}
+	return http.StatusInternalServerError
+}
+
+// errorBody is the JSON error of every REST response: code is the gRPC
+// status code, status its name, message a sentence for people.
+type errorBody struct {
+	Code    codes.Code `json:"code"`
+	Status  string     `json:"status"`
+	Message string     `json:"message"`
+}
+
+// writeError writes st as the JSON error with its HTTP status.
+func writeError(w http.ResponseWriter, st *status.Status) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Del("Content-Length")
+	w.WriteHeader(httpStatus(st.Code()))
+	_ = json.NewEncoder(w).Encode(errorBody{Code: st.Code(), Status: codeName(st.Code()), Message: st.Message()})
+}
+
+func codeName(c codes.Code) string {
+	names := map[codes.Code]string{
+		codes.InvalidArgument: "INVALID_ARGUMENT", codes.NotFound: "NOT_FOUND", codes.FailedPrecondition: "FAILED_PRECONDITION",
+		codes.ResourceExhausted: "RESOURCE_EXHAUSTED", codes.Unavailable: "UNAVAILABLE", codes.DeadlineExceeded: "DEADLINE_EXCEEDED",
+		codes.Internal: "INTERNAL", codes.Unimplemented: "UNIMPLEMENTED", codes.PermissionDenied: "PERMISSION_DENIED",
+		codes.Unauthenticated: "UNAUTHENTICATED", codes.AlreadyExists: "ALREADY_EXISTS", codes.Aborted: "ABORTED",
+		codes.Canceled: "CANCELLED", codes.OutOfRange: "OUT_OF_RANGE", codes.Unknown: "UNKNOWN",
+	}
+	if n, ok := names[c]; ok {
+		return n
+	}
+	return fmt.Sprintf("CODE_%d", c)
+}
+
+// restError is grpc-gateway's error handler: every error becomes the JSON
+// error body with the contract's HTTP status.
+func restError(_ context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, _ *http.Request, err error) {
+	writeError(w, status.Convert(err))
+}
+
+// routingError answers unknown paths and methods.
+func routingError(_ context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, r *http.Request, code int) {
+	switch code {
+	case http.StatusMethodNotAllowed:
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(code)
+		_ = json.NewEncoder(w).Encode(errorBody{Code: codes.Unimplemented, Status: "METHOD_NOT_ALLOWED",
+			Message: fmt.Sprintf("method %s is not allowed on %s", r.Method, r.URL.Path)})
+	default:
+		writeError(w, status.New(codes.NotFound, fmt.Sprintf("no such endpoint: %s %s (see /api/v1/openapi.json)", r.Method, r.URL.Path)))
+	}
+}

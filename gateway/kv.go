@@ -1,0 +1,104 @@
+package gateway
+
+import (
+	"context"
+	"log/slog"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	kvv1 "github.com/cavedb/cave/proto/cave/kv/v1"
+	"github.com/cavedb/cave/router"
+)
+
+// kvService implements cave.kv.v1.KV over the router. REST requests reach
+// the same methods through grpc-gateway, so both APIs validate and map
+// errors identically.
+type kvService struct {
+	kvv1.UnimplementedKVServer
+	r             *router.Router
+	lg            *slog.Logger
+	maxValueBytes int
+}
+
+func invalid(format string, args ...any) error {
+	return status.Errorf(codes.InvalidArgument, format, args...)
+}
+
+func stale(c kvv1.Consistency) bool { return c == kvv1.Consistency_CONSISTENCY_STALE }
+
+// Get implements kvv1.KVServer.
+func (s *kvService) Get(ctx context.Context, req *kvv1.GetRequest) (*kvv1.GetResponse, error) {
+	if err := validateKey(req.Key); err != nil {
+		return nil, invalid("%v", err)
+	}
+	if req.Secret {
+		return nil, status.Error(codes.Unimplemented, "secret values are not supported by this version")
+	}
+	switch req.Format {
+	case "", "raw", "json":
+	default:
+		return nil, invalid("format must be raw or json, got %q", req.Format)
+	}
+	kv, err := s.r.Get(ctx, req.Key, stale(req.Consistency))
+	if err != nil {
+		return nil, toStatus(s.lg, err)
+	}
+	return &kvv1.GetResponse{Kv: &kvv1.KeyValue{Key: req.Key, Value: kv.Value, CreateRevision: kv.CreateRevision,
+		ModRevision: kv.ModRevision, Version: kv.Version}}, nil
+}
+
+// Put implements kvv1.KVServer.
+func (s *kvService) Put(ctx context.Context, req *kvv1.PutRequest) (*kvv1.PutResponse, error) {
+	if err := validateKey(req.Key); err != nil {
+		return nil, invalid("%v", err)
+	}
+	if len(req.Value) > s.maxValueBytes {
+		return nil, status.Errorf(codes.ResourceExhausted, "value is %d bytes, the limit is %d (--max-value-bytes)", len(req.Value), s.maxValueBytes)
+	}
+	if req.Secret {
+		return nil, status.Error(codes.Unimplemented, "secret values are not supported by this version")
+	}
+	if req.PrevRevision != nil && *req.PrevRevision < 0 {
+		return nil, invalid("prev_revision must be >= 0, got %d", *req.PrevRevision)
+	}
+	rev, err := s.r.Put(ctx, req.Key, req.Value, req.PrevRevision)
+	if err != nil {
+		return nil, toStatus(s.lg, err)
+	}
+	return &kvv1.PutResponse{Key: req.Key, Revision: rev}, nil
+}
+
+// Delete implements kvv1.KVServer.
+func (s *kvService) Delete(ctx context.Context, req *kvv1.DeleteRequest) (*kvv1.DeleteResponse, error) {
+	if err := validateKey(req.Key); err != nil {
+		return nil, invalid("%v", err)
+	}
+	if req.PrevRevision != nil && *req.PrevRevision < 0 {
+		return nil, invalid("prev_revision must be >= 0, got %d", *req.PrevRevision)
+	}
+	rev, err := s.r.Delete(ctx, req.Key, req.PrevRevision)
+	if err != nil {
+		return nil, toStatus(s.lg, err)
+	}
+	return &kvv1.DeleteResponse{Deleted: true, Revision: rev}, nil
+}
+
+// List implements kvv1.KVServer.
+func (s *kvService) List(ctx context.Context, req *kvv1.ListRequest) (*kvv1.ListResponse, error) {
+	if err := validatePrefix(req.Prefix); err != nil {
+		return nil, invalid("%v", err)
+	}
+	if req.Limit < 0 {
+		return nil, invalid("limit must be >= 0, got %d", req.Limit)
+	}
+	items, next, err := s.r.List(ctx, req.Prefix, req.PageToken, int(req.Limit), stale(req.Consistency))
+	if err != nil {
+		return nil, toStatus(s.lg, err)
+	}
+	out := &kvv1.ListResponse{NextPageToken: next, Items: make([]*kvv1.ListItem, len(items))}
+	for i, it := range items {
+		out.Items[i] = &kvv1.ListItem{Key: it.Key, ModRevision: it.ModRevision, Size: it.Size}
+	}
+	return out, nil
+}

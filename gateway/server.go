@@ -1,0 +1,174 @@
+// Package gateway serves cave's APIs: the gRPC services (KV, Cluster, the
+// node-to-node Peer service, health and reflection) and the REST API under
+// /api/v1, which grpc-gateway maps onto the same gRPC handlers.
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+	"google.golang.org/grpc/status"
+
+	"github.com/cavedb/cave/gateway/apidocs"
+	clusterv1 "github.com/cavedb/cave/proto/cave/cluster/v1"
+	kvv1 "github.com/cavedb/cave/proto/cave/kv/v1"
+	peerv1 "github.com/cavedb/cave/proto/cave/peer/v1"
+	"github.com/cavedb/cave/router"
+)
+
+// Config configures a Server.
+type Config struct {
+	// Router executes key-value operations. Required.
+	Router *router.Router
+	// Cluster answers the cluster views and readiness. Required.
+	Cluster ClusterView
+	// Peer serves the node-to-node protocol. Required.
+	Peer peerv1.PeerServer
+	// Logger receives request errors. Required.
+	Logger *slog.Logger
+	// MaxValueBytes is the largest value accepted (--max-value-bytes).
+	// Default 1 MiB.
+	MaxValueBytes int
+}
+
+// DefaultConfig returns a Config with the optional fields set.
+func DefaultConfig() Config { return Config{MaxValueBytes: 1 << 20} }
+
+// Validate reports every problem with c.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Router == nil || c.Cluster == nil || c.Peer == nil || c.Logger == nil {
+		errs = append(errs, errors.New("gateway: Router, Cluster, Peer and Logger must be set"))
+	}
+	if c.MaxValueBytes < 1 || c.MaxValueBytes > 64<<20 {
+		errs = append(errs, fmt.Errorf("gateway: --max-value-bytes must be in [1, %d], got %d", 64<<20, c.MaxValueBytes))
+	}
+	return errors.Join(errs...)
+}
+
+// Server holds the gRPC and HTTP servers of one node.
+type Server struct {
+	cfg    Config
+	grpc   *grpc.Server
+	http   *http.Server
+	health *health.Server
+	wg     sync.WaitGroup
+}
+
+// New builds the servers; Serve starts them.
+func New(cfg Config) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	kv := &kvService{r: cfg.Router, lg: cfg.Logger, maxValueBytes: cfg.MaxValueBytes}
+	cl := &clusterService{view: cfg.Cluster, lg: cfg.Logger}
+	gs := grpc.NewServer(grpc.MaxRecvMsgSize(cfg.MaxValueBytes + 64<<10))
+	kvv1.RegisterKVServer(gs, kv)
+	clusterv1.RegisterClusterServer(gs, cl)
+	peerv1.RegisterPeerServer(gs, cfg.Peer)
+	hs := health.NewServer()
+	healthpb.RegisterHealthServer(gs, hs)
+	reflection.Register(gs)
+
+	mux := newRESTMux()
+	ctx := context.Background()
+	if err := kvv1.RegisterKVHandlerServer(ctx, mux, kv); err != nil {
+		return nil, err
+	}
+	if err := clusterv1.RegisterClusterHandlerServer(ctx, mux, cl); err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, grpc: gs, health: hs}
+	root := http.NewServeMux()
+	root.HandleFunc("GET /api/v1/health", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	root.HandleFunc("GET /api/v1/ready", s.ready)
+	root.HandleFunc("GET /api/v1/openapi.json", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(apidocs.OpenAPI)
+	})
+	root.Handle("/", rewriteKV(cfg.MaxValueBytes, mux))
+	s.http = &http.Server{
+		Handler:           withoutPathCleaning(root, rewriteKV(cfg.MaxValueBytes, mux)),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+	}
+	return s, nil
+}
+
+// withoutPathCleaning sends /api/v1/kv paths straight to kv: http.ServeMux
+// would answer a key path containing ".." with a redirect, while the
+// contract wants a 400 that names the bad segment.
+func withoutPathCleaning(root http.Handler, kv http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if len(r.URL.Path) >= len(kvPath)-1 && r.URL.Path[:len(kvPath)-1] == kvPath[:len(kvPath)-1] {
+			kv.ServeHTTP(w, r)
+			return
+		}
+		root.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
+	if err := s.cfg.Cluster.Ready(r.Context()); err != nil {
+		writeError(w, status.New(codes.Unavailable, "not ready: "+err.Error()))
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// Serve starts serving gRPC on grpcLn and HTTP on httpLn in the
+// background. Serving errors are logged; Shutdown stops both.
+func (s *Server) Serve(httpLn, grpcLn net.Listener) {
+	s.wg.Add(2)
+	go func() {
+		defer s.wg.Done()
+		if err := s.grpc.Serve(grpcLn); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			s.cfg.Logger.Error("grpc server stopped", "err", err)
+		}
+	}()
+	go func() {
+		defer s.wg.Done()
+		if err := s.http.Serve(httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.cfg.Logger.Error("http server stopped", "err", err)
+		}
+	}()
+}
+
+// Shutdown stops accepting requests and waits for in-flight ones until ctx
+// is done, then closes what remains.
+func (s *Server) Shutdown(ctx context.Context) {
+	s.health.Shutdown()
+	_ = s.http.Shutdown(ctx)
+	done := make(chan struct{})
+	go func() {
+		s.grpc.GracefulStop()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		s.grpc.Stop()
+	}
+	s.wg.Wait()
+}

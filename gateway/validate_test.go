@@ -1,0 +1,43 @@
+package gateway
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestValidateKey(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		key  string
+		want string // "" means valid; else a substring of the error
+	}{
+		{"a", ""},
+		{"a/b/c", ""},
+		{"users/42/name", ""},
+		{"ключ/值", ""},
+		{strings.Repeat("k", MaxKeyBytes), ""},
+		{"", "must not be empty"},
+		{strings.Repeat("k", MaxKeyBytes+1), "the limit is 1024"},
+		{"/a", "empty path segment"},
+		{"a/", "empty path segment"},
+		{"a//b", "empty path segment"},
+		{"a/../b", `".." segment`},
+		{"..", `".." segment`},
+		{"a/./b", `"." segment`},
+		{"a\x00b", "control characters"},
+		{"a\nb", "control characters"},
+		{"\xff\xfe", "valid UTF-8"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.key, func(t *testing.T) {
+			t.Parallel()
+			err := validateKey(tc.key)
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("validateKey(%q) = %v, want nil", tc.key, err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Fatalf("validateKey(%q) = %v, want error containing %q", tc.key, err, tc.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,160 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"time"
+)
+
+// Config configures a Node. Fields map one to one to cave's flags; the
+// comments name the flag, its unit and default.
+type Config struct {
+	// Name is the node's unique name in the cluster (--node-name). Required.
+	Name string
+	// DataDir holds the Raft log, the state machines' Pebble DB and the
+	// gossip snapshot (--data-dir). Required.
+	DataDir string
+	// RaftAddr is the HOST:PORT the Raft transport listens on (--raft-addr).
+	// It is also the address peers dial, so it must be reachable by them and
+	// must not change across restarts of the same data dir.
+	RaftAddr string
+	// RaftListenAddr, when set, is the HOST:PORT the Raft transport binds
+	// instead of RaftAddr (when the advertised address is not local).
+	RaftListenAddr string
+	// GossipAddr is the HOST:PORT serf listens on (--gossip-addr).
+	GossipAddr string
+	// AdvertiseHost, when set, replaces the host part of GossipAddr in what
+	// peers are told to dial (--advertise-host).
+	AdvertiseHost string
+	// HTTPAddr and GRPCAddr are the advertised API addresses published to
+	// peers through gossip; the node itself does not listen on them.
+	HTTPAddr, GRPCAddr string
+	// Bootstrap creates a new cluster when DataDir holds no Raft state
+	// (--bootstrap). With existing state it is a no-op.
+	Bootstrap bool
+	// Join lists gossip addresses of existing members (--join). Ignored when
+	// DataDir already holds state and the gossip snapshot knows peers.
+	Join []string
+	// Shards is the number of data shards created at bootstrap (--shards).
+	// Default 4. Ignored after bootstrap.
+	Shards int
+	// Replicas is the replication factor of data shards (--replicas).
+	// Default 3; it is capped by the number of live nodes.
+	Replicas int
+	// MetaVoters is the number of voting replicas of the meta shard; nodes
+	// beyond it get a non-voting meta replica. Default 5.
+	MetaVoters int
+	// DeadNodeTimeout is how long a member must be failed or gone before its
+	// replicas are re-created elsewhere (--dead-node-timeout). Default 5m.
+	DeadNodeTimeout time.Duration
+	// ProposeTimeout caps every Raft proposal and read. Default 5s.
+	ProposeTimeout time.Duration
+	// ReconcileInterval is how often the reconciler runs. Default 1s.
+	ReconcileInterval time.Duration
+	// Expert holds engine settings operators should leave alone.
+	Expert Expert
+	// Logger receives the node's logs. Required.
+	Logger *slog.Logger
+}
+
+// Expert holds Raft engine settings. The defaults come from measurements on
+// a 2-core machine (DESIGN §7); change them only with a benchmark in hand.
+type Expert struct {
+	// RTTMillisecond is the Raft tick in milliseconds. Default 20.
+	RTTMillisecond uint64
+	// ElectionRTT is the election timeout in ticks. Default 25 (500 ms).
+	ElectionRTT uint64
+	// HeartbeatRTT is the heartbeat interval in ticks. Default 2.
+	HeartbeatRTT uint64
+	// SnapshotEntries is how many applied entries trigger a snapshot and log
+	// compaction. Default 10000.
+	SnapshotEntries uint64
+	// CompactionOverhead is how many entries are kept behind a snapshot.
+	// Default 5000.
+	CompactionOverhead uint64
+	// LogDBShards is the number of Pebble instances in the Raft log store.
+	// Default 2. It cannot change after the data dir is created.
+	LogDBShards uint64
+	// EngineShards is the number of workers in each stage of the Raft
+	// execution engine. Default 4.
+	EngineShards uint64
+}
+
+// DefaultConfig returns a Config with every optional field set to its
+// default. Name, DataDir, the addresses and Logger are left for the caller.
+func DefaultConfig() Config {
+	return Config{
+		Shards:            4,
+		Replicas:          3,
+		MetaVoters:        5,
+		DeadNodeTimeout:   5 * time.Minute,
+		ProposeTimeout:    5 * time.Second,
+		ReconcileInterval: time.Second,
+		Expert: Expert{
+			RTTMillisecond:     20,
+			ElectionRTT:        25,
+			HeartbeatRTT:       2,
+			SnapshotEntries:    10000,
+			CompactionOverhead: 5000,
+			LogDBShards:        2,
+			EngineShards:       4,
+		},
+	}
+}
+
+// Validate reports every problem with c at once. It never changes c.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf("node: "+format, args...)) }
+	if c.Name == "" {
+		bad("--node-name must not be empty")
+	} else if strings.ContainsAny(c.Name, " /,\t\n") {
+		bad("--node-name must not contain spaces, commas or slashes, got %q", c.Name)
+	}
+	if c.DataDir == "" {
+		bad("--data-dir must not be empty")
+	}
+	for flag, addr := range map[string]string{"--raft-addr": c.RaftAddr, "--gossip-addr": c.GossipAddr, "--http-addr": c.HTTPAddr, "--grpc-addr": c.GRPCAddr} {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			bad("%s must be HOST:PORT, got %q", flag, addr)
+		}
+	}
+	for _, j := range c.Join {
+		if _, _, err := net.SplitHostPort(j); err != nil {
+			bad("--join entries must be HOST:PORT, got %q", j)
+		}
+	}
+	if c.Shards < 1 || c.Shards > 1024 {
+		bad("--shards must be in [1, 1024], got %d", c.Shards)
+	}
+	if c.Replicas < 1 || c.Replicas > 7 {
+		bad("--replicas must be in [1, 7], got %d", c.Replicas)
+	}
+	if c.MetaVoters < 1 {
+		bad("meta voters must be >= 1, got %d", c.MetaVoters)
+	}
+	if c.DeadNodeTimeout <= 0 {
+		bad("--dead-node-timeout must be > 0, got %s", c.DeadNodeTimeout)
+	}
+	if c.ProposeTimeout <= 0 {
+		bad("propose timeout must be > 0, got %s", c.ProposeTimeout)
+	}
+	if c.ReconcileInterval <= 0 {
+		bad("reconcile interval must be > 0, got %s", c.ReconcileInterval)
+	}
+	e := c.Expert
+	if e.RTTMillisecond == 0 || e.ElectionRTT <= 2*e.HeartbeatRTT || e.HeartbeatRTT == 0 {
+		bad("raft timing must satisfy rtt > 0, heartbeat > 0 and election > 2*heartbeat, got rtt=%d election=%d heartbeat=%d",
+			e.RTTMillisecond, e.ElectionRTT, e.HeartbeatRTT)
+	}
+	if e.SnapshotEntries == 0 || e.LogDBShards == 0 || e.EngineShards == 0 {
+		bad("snapshot entries, logdb shards and engine shards must be > 0")
+	}
+	if c.Logger == nil {
+		bad("Logger must be set")
+	}
+	return errors.Join(errs...)
+}

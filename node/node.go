@@ -1,0 +1,360 @@
+// Package node runs one cave node: the dragonboat NodeHost with its shard
+// replicas, the meta shard, serf membership and the reconciler that keeps
+// every shard at its replication factor.
+//
+// A Node executes operations only against replicas it hosts; routing a
+// request to a node that hosts the right replica is the router's job.
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/lni/dragonboat/v4"
+	"github.com/lni/dragonboat/v4/config"
+	"github.com/lni/dragonboat/v4/raftio"
+
+	"github.com/cavedb/cave/internal/peer"
+	"github.com/cavedb/cave/node/internal/dblog"
+	"github.com/cavedb/cave/ring"
+	"github.com/cavedb/cave/shard"
+)
+
+// Node is one member of a cave cluster. It is safe for concurrent use.
+//
+// Background goroutines (reconciler, gossip event loop, join retries) are
+// started by New and stopped by Close.
+type Node struct {
+	cfg   Config
+	lg    *slog.Logger
+	store *shard.Store
+	nh    *dragonboat.NodeHost
+	ms    *membership
+	peers *peer.Pool
+
+	table     atomic.Pointer[ring.Table]
+	placement atomic.Pointer[placement]
+	leaders   leaderSet
+
+	startMu sync.Mutex // serializes starting and stopping replicas
+
+	ctx    context.Context // cancelled by Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	closed atomic.Bool
+}
+
+// New opens the node's data dir, starts the replicas found there (or
+// bootstraps a new cluster when cfg.Bootstrap is set and the dir is empty),
+// joins the gossip pool and starts the reconciler. It returns once the node
+// is running; the node may not be Ready yet. peers dials other nodes'
+// internal gRPC service.
+func New(cfg Config, peers *peer.Pool) (*Node, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if peers == nil {
+		return nil, errors.New("node: peer pool must be set")
+	}
+	dblog.Install(cfg.Logger)
+	lg := cfg.Logger.With("node", cfg.Name)
+	raftDir := filepath.Join(cfg.DataDir, "raft")
+	for _, d := range []string{cfg.DataDir, raftDir} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, fmt.Errorf("node: create data dir: %w", err)
+		}
+	}
+	scfg := shard.DefaultConfig()
+	scfg.Logger = lg
+	store, err := shard.Open(filepath.Join(cfg.DataDir, "state"), scfg)
+	if err != nil {
+		return nil, fmt.Errorf("node: open state store: %w", err)
+	}
+	n := &Node{cfg: cfg, lg: lg, store: store, peers: peers}
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+	n.leaders.init()
+
+	logdb := config.GetTinyMemLogDBConfig()
+	logdb.Shards = cfg.Expert.LogDBShards
+	es := cfg.Expert.EngineShards
+	nhc := config.NodeHostConfig{
+		NodeHostDir:       raftDir,
+		WALDir:            raftDir,
+		RTTMillisecond:    cfg.Expert.RTTMillisecond,
+		RaftAddress:       cfg.RaftAddr,
+		ListenAddress:     cfg.RaftListenAddr,
+		RaftEventListener: n,
+		Expert: config.ExpertConfig{
+			LogDB:  logdb,
+			Engine: config.EngineConfig{ExecShards: es, CommitShards: es, ApplyShards: es, SnapshotShards: es, CloseShards: es},
+		},
+	}
+	nh, err := dragonboat.NewNodeHost(nhc)
+	if err != nil {
+		store.Close()
+		return nil, fmt.Errorf("node: start raft host: %w", err)
+	}
+	n.nh = nh
+
+	bootstrap, err := n.startLocalReplicas()
+	if err != nil {
+		n.closeEngine()
+		return nil, err
+	}
+	n.ms, err = startMembership(n, cfg, lg)
+	if err != nil {
+		n.closeEngine()
+		return nil, err
+	}
+	n.spawn(func() { n.ms.run(n.ctx) })
+	n.spawn(func() { n.ms.joinLoop(n.ctx, cfg.Join) })
+	if bootstrap {
+		n.spawn(n.initClusterLoop)
+	}
+	n.spawn(n.reconcileLoop)
+	lg.Info("node started", "raft_addr", cfg.RaftAddr, "gossip_addr", cfg.GossipAddr, "data_dir", cfg.DataDir, "bootstrap", bootstrap)
+	return n, nil
+}
+
+func (n *Node) spawn(f func()) {
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		f()
+	}()
+}
+
+// Name returns the node's name.
+func (n *Node) Name() string { return n.cfg.Name }
+
+// startLocalReplicas restarts every replica whose Raft log is in the data
+// dir. With no log and cfg.Bootstrap set it creates the meta shard and the
+// data shards with this node as their only member, and reports true so the
+// caller writes the initial metadata. A restarted bootstrap node whose meta
+// shard lacks the cluster id also reports true: the first attempt crashed
+// before the metadata was committed.
+func (n *Node) startLocalReplicas() (bool, error) {
+	info := n.nh.GetNodeHostInfo(dragonboat.NodeHostInfoOption{SkipLogInfo: false})
+	latest := map[uint64]uint64{} // shard -> highest replica id with a log here
+	for _, li := range info.LogInfo {
+		if li.ReplicaID > latest[li.ShardID] {
+			latest[li.ShardID] = li.ReplicaID
+		}
+	}
+	if len(latest) > 0 {
+		for id, rid := range latest {
+			if err := n.nh.StartOnDiskReplica(nil, false, n.store.StateMachineFactory(), n.shardConfig(id, rid, false)); err != nil {
+				return false, fmt.Errorf("node: restart shard %d replica %d: %w", id, rid, err)
+			}
+		}
+		n.lg.Info("restarted local replicas", "count", len(latest))
+		return n.cfg.Bootstrap, nil
+	}
+	if !n.cfg.Bootstrap {
+		return false, nil
+	}
+	members := map[uint64]dragonboat.Target{bootstrapReplicaID: n.cfg.RaftAddr}
+	for id := uint64(0); id <= uint64(n.cfg.Shards); id++ {
+		if err := n.nh.StartOnDiskReplica(members, false, n.store.StateMachineFactory(), n.shardConfig(id, bootstrapReplicaID, false)); err != nil {
+			return false, fmt.Errorf("node: bootstrap shard %d: %w", id, err)
+		}
+	}
+	n.lg.Info("bootstrapping new cluster", "shards", n.cfg.Shards)
+	return true, nil
+}
+
+// bootstrapReplicaID is the replica id of every shard's first replica.
+const bootstrapReplicaID = 1
+
+func (n *Node) shardConfig(id, rid uint64, learner bool) config.Config {
+	e := n.cfg.Expert
+	return config.Config{
+		ShardID:             id,
+		ReplicaID:           rid,
+		ElectionRTT:         e.ElectionRTT,
+		HeartbeatRTT:        e.HeartbeatRTT,
+		CheckQuorum:         true,
+		PreVote:             true,
+		OrderedConfigChange: true,
+		SnapshotEntries:     e.SnapshotEntries,
+		CompactionOverhead:  e.CompactionOverhead,
+		IsNonVoting:         learner,
+	}
+}
+
+// Propose replicates cmd (the output of shard.EncodeCommand) through the
+// local replica of shard id and returns the state machine's results, one per
+// op. Errors: ErrNoReplica and ErrNotReady mean nothing was applied;
+// ErrUnknownOutcome means it may have been; ErrTooLarge.
+func (n *Node) Propose(ctx context.Context, id ring.ShardID, cmd []byte) ([]shard.OpResult, error) {
+	ctx, cancel := n.deadline(ctx)
+	defer cancel()
+	res, err := n.nh.SyncPropose(ctx, n.nh.GetNoOPSession(uint64(id)), cmd)
+	if err != nil {
+		return nil, translate(err, true)
+	}
+	return shard.DecodeResults(res)
+}
+
+// Read runs query (a shard query type such as shard.GetQuery) against the
+// local replica of shard id: linearizably through ReadIndex, or from local
+// state when stale is true. Errors: ErrNoReplica, ErrNotReady.
+func (n *Node) Read(ctx context.Context, id ring.ShardID, query any, stale bool) (any, error) {
+	if stale {
+		v, err := n.nh.StaleRead(uint64(id), query)
+		return v, translate(err, false)
+	}
+	ctx, cancel := n.deadline(ctx)
+	defer cancel()
+	v, err := n.nh.SyncRead(ctx, uint64(id), query)
+	return v, translate(err, false)
+}
+
+// deadline caps ctx by the configured propose timeout, as every dragonboat
+// Sync call needs a deadline.
+func (n *Node) deadline(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, n.cfg.ProposeTimeout)
+}
+
+// HasReplica reports whether this node runs a replica of shard id.
+func (n *Node) HasReplica(id ring.ShardID) bool {
+	_, _, _, err := n.nh.GetLeaderID(uint64(id))
+	return err == nil
+}
+
+// localLeader returns the replica id of shard id's leader as seen by the
+// local replica.
+func (n *Node) localLeader(id ring.ShardID) (uint64, bool) {
+	lid, _, ok, err := n.nh.GetLeaderID(uint64(id))
+	return lid, ok && err == nil
+}
+
+// LeaderUpdated implements raftio.IRaftEventListener. dragonboat calls it
+// from its own goroutines; it must not block.
+func (n *Node) LeaderUpdated(info raftio.LeaderInfo) {
+	n.leaders.update(ring.ShardID(info.ShardID), info.LeaderID != 0 && info.LeaderID == info.ReplicaID)
+}
+
+var _ raftio.IRaftEventListener = (*Node)(nil)
+
+// Close leaves the cluster gracefully: it hands leadership of every shard it
+// leads to another voter, leaves the gossip pool, stops all replicas and
+// closes the state store. It never removes this node's replicas from their
+// shards, so a restart with the same data dir resumes. Close is idempotent.
+func (n *Node) Close() error {
+	if !n.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	n.transferLeadership(2 * time.Second)
+	n.cancel()
+	err := n.ms.leave()
+	n.wg.Wait()
+	n.closeEngine()
+	n.lg.Info("node stopped")
+	return err
+}
+
+func (n *Node) closeEngine() {
+	if n.nh != nil {
+		n.nh.Close()
+	}
+	if err := n.store.Close(); err != nil {
+		n.lg.Error("close state store", "err", err)
+	}
+}
+
+// transferLeadership asks every shard this node leads to elect another
+// voter, and waits up to timeout for them to do so.
+func (n *Node) transferLeadership(timeout time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	led := n.leaders.led()
+	for _, id := range led {
+		m, err := n.nh.SyncGetShardMembership(ctx, uint64(id))
+		if err != nil {
+			continue
+		}
+		self, _ := n.localReplicaID(id)
+		for rid := range m.Nodes {
+			if rid != self {
+				if err := n.nh.RequestLeaderTransfer(uint64(id), rid); err == nil {
+					break
+				}
+			}
+		}
+	}
+	for ctx.Err() == nil && len(led) > 0 {
+		still := 0
+		for _, id := range led {
+			if lid, ok := n.localLeader(id); ok {
+				if self, _ := n.localReplicaID(id); lid == self {
+					still++
+				}
+			}
+		}
+		if still == 0 {
+			n.lg.Info("leadership handed over", "shards", len(led))
+			return
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// localReplicaID returns the id of the local replica of shard id.
+func (n *Node) localReplicaID(id ring.ShardID) (uint64, bool) {
+	for _, si := range n.nh.GetNodeHostInfo(dragonboat.NodeHostInfoOption{SkipLogInfo: true}).ShardInfoList {
+		if si.ShardID == uint64(id) {
+			return si.ReplicaID, true
+		}
+	}
+	return 0, false
+}
+
+// leaderSet tracks which shards the local replicas lead, from dragonboat's
+// leader events, and signals changes on a channel of capacity one.
+type leaderSet struct {
+	mu      sync.Mutex
+	leading map[ring.ShardID]bool
+	changed chan struct{}
+}
+
+func (l *leaderSet) init() {
+	l.leading = map[ring.ShardID]bool{}
+	l.changed = make(chan struct{}, 1)
+}
+
+func (l *leaderSet) update(id ring.ShardID, leading bool) {
+	l.mu.Lock()
+	if leading {
+		l.leading[id] = true
+	} else {
+		delete(l.leading, id)
+	}
+	l.mu.Unlock()
+	select {
+	case l.changed <- struct{}{}:
+	default:
+	}
+}
+
+// led returns the shards led locally, sorted.
+func (l *leaderSet) led() []ring.ShardID {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make([]ring.ShardID, 0, len(l.leading))
+	for id := range l.leading {
+		out = append(out, id)
+	}
+	sortShards(out)
+	return out
+}

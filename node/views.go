@@ -1,0 +1,114 @@
+package node
+
+import (
+	"context"
+	"slices"
+
+	"github.com/cavedb/cave/ring"
+	"github.com/cavedb/cave/shard"
+)
+
+// Members returns every node gossip knows, sorted by name.
+func (n *Node) Members() []Member { return n.ms.members() }
+
+// ReplicaStatus is one replica in a ShardStatus.
+type ReplicaStatus struct {
+	Node string
+	ID   uint64
+	Role Role
+}
+
+// ShardStatus describes one shard for the cluster view.
+type ShardStatus struct {
+	ID ring.ShardID
+	// Leader is the name of the node whose replica leads, or "" if unknown.
+	Leader string
+	// Keys and Bytes come from the local replica; -1 when this node hosts
+	// none.
+	Keys, Bytes int64
+	Replicas    []ReplicaStatus
+}
+
+// Shards returns the status of every shard, the meta shard first, from the
+// placement records and the leaders reported by local replicas or gossip.
+func (n *Node) Shards(ctx context.Context) ([]ShardStatus, error) {
+	p, err := n.readPlacement(ctx, false)
+	if err != nil {
+		return nil, err
+	}
+	gossipLeader := map[ring.ShardID]string{}
+	for _, m := range n.ms.members() {
+		if m.State != StateAlive {
+			continue
+		}
+		for _, id := range m.Leads {
+			gossipLeader[id] = m.Name
+		}
+	}
+	ids := make([]ring.ShardID, 0, len(p.byShard))
+	for id := range p.byShard {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	out := make([]ShardStatus, 0, len(ids))
+	for _, id := range ids {
+		st := ShardStatus{ID: id, Leader: gossipLeader[id], Keys: -1, Bytes: -1}
+		leaderRID, local := n.localLeader(id)
+		for _, r := range p.byShard[id] {
+			st.Replicas = append(st.Replicas, ReplicaStatus{Node: r.Node, ID: r.ID, Role: r.Role})
+			if local && r.ID == leaderRID {
+				st.Leader = r.Node
+			}
+		}
+		if v, err := n.Read(ctx, id, shard.StatsQuery{}, true); err == nil {
+			if s, ok := v.(shard.Stats); ok {
+				st.Keys, st.Bytes = s.Keys, s.Bytes
+			} else if s, ok := v.(*shard.Stats); ok {
+				st.Keys, st.Bytes = s.Keys, s.Bytes
+			}
+		}
+		out = append(out, st)
+	}
+	return out, nil
+}
+
+// Host is a node that hosts a replica of a shard, with its internal API
+// address.
+type Host struct {
+	Name     string
+	GRPCAddr string
+}
+
+// ShardHosts returns the live nodes that host a replica of shard id, the
+// one gossip names as leader first. It reads the placement cached by the
+// reconciler and never blocks; it returns nothing before the first
+// reconcile.
+func (n *Node) ShardHosts(id ring.ShardID) []Host {
+	p := n.placement.Load()
+	if p == nil {
+		return nil
+	}
+	alive := map[string]Member{}
+	leader := ""
+	for _, m := range n.ms.members() {
+		if m.State != StateAlive {
+			continue
+		}
+		alive[m.Name] = m
+		if slices.Contains(m.Leads, id) {
+			leader = m.Name
+		}
+	}
+	var out []Host
+	for _, r := range p.byShard[id] {
+		if m, ok := alive[r.Node]; ok && m.GRPCAddr != "" {
+			h := Host{Name: r.Node, GRPCAddr: m.GRPCAddr}
+			if r.Node == leader {
+				out = append([]Host{h}, out...)
+			} else {
+				out = append(out, h)
+			}
+		}
+	}
+	return out
+}

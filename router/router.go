@@ -1,0 +1,337 @@
+// Package router executes key-value operations on the cluster: it maps a
+// key to its shard through the slot table and runs the operation on a local
+// replica of that shard, or forwards it to a node that hosts one.
+package router
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/cavedb/cave/internal/peer"
+	"github.com/cavedb/cave/node"
+	"github.com/cavedb/cave/ring"
+	"github.com/cavedb/cave/shard"
+)
+
+// Backend is what the router needs from the local node. *node.Node
+// implements it; its methods' contracts are node's.
+type Backend interface {
+	Table(ctx context.Context) (*ring.Table, error)
+	HasReplica(id ring.ShardID) bool
+	Propose(ctx context.Context, id ring.ShardID, cmd []byte) ([]shard.OpResult, error)
+	Read(ctx context.Context, id ring.ShardID, query any, stale bool) (any, error)
+	ShardHosts(id ring.ShardID) []node.Host
+}
+
+var _ Backend = (*node.Node)(nil)
+
+// Config configures a Router.
+type Config struct {
+	// Backend runs operations on local replicas. Required.
+	Backend Backend
+	// Peers dials other nodes to forward operations. Required.
+	Peers *peer.Pool
+	// Logger receives warnings about retries and forwards. Required.
+	Logger *slog.Logger
+	// Attempts is how many times an operation is tried when it fails
+	// without being applied (no leader yet, replica moving). Default 20.
+	Attempts int
+	// Backoff is the first retry delay; it doubles up to 200ms. Default 10ms.
+	Backoff time.Duration
+	// MaxListLimit caps List's page size. Default 1000.
+	MaxListLimit int
+}
+
+// DefaultConfig returns a Config with the optional fields set.
+func DefaultConfig() Config {
+	return Config{Attempts: 20, Backoff: 10 * time.Millisecond, MaxListLimit: 1000}
+}
+
+// Validate reports every problem with c.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Backend == nil {
+		errs = append(errs, errors.New("router: Backend must be set"))
+	}
+	if c.Peers == nil {
+		errs = append(errs, errors.New("router: Peers must be set"))
+	}
+	if c.Logger == nil {
+		errs = append(errs, errors.New("router: Logger must be set"))
+	}
+	if c.Attempts < 1 {
+		errs = append(errs, fmt.Errorf("router: Attempts must be >= 1, got %d", c.Attempts))
+	}
+	if c.Backoff <= 0 {
+		errs = append(errs, fmt.Errorf("router: Backoff must be > 0, got %s", c.Backoff))
+	}
+	if c.MaxListLimit < 1 {
+		errs = append(errs, fmt.Errorf("router: MaxListLimit must be >= 1, got %d", c.MaxListLimit))
+	}
+	return errors.Join(errs...)
+}
+
+// Router routes key-value operations. It is safe for concurrent use and
+// holds no per-request goroutines.
+type Router struct {
+	cfg Config
+	be  Backend
+	fw  *forwarder
+}
+
+// New returns a Router, or the error from cfg.Validate.
+func New(cfg Config) (*Router, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Router{cfg: cfg, be: cfg.Backend, fw: &forwarder{peers: cfg.Peers}}, nil
+}
+
+// Route returns the shard that owns key.
+func (r *Router) Route(ctx context.Context, key string) (ring.ShardID, error) {
+	t, err := r.be.Table(ctx)
+	if err != nil {
+		return 0, final(err)
+	}
+	_, id := t.Route(key)
+	return id, nil
+}
+
+// Get returns key's value and metadata, linearizably unless stale is set.
+// Errors: ErrKeyNotFound, ErrUnavailable.
+func (r *Router) Get(ctx context.Context, key string, stale bool) (*shard.KeyValue, error) {
+	id, err := r.Route(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	var kv *shard.KeyValue
+	err = r.retry(ctx, func() error {
+		var err error
+		kv, err = r.getOnce(ctx, id, key, stale)
+		return err
+	})
+	if err != nil {
+		return nil, final(err)
+	}
+	if kv == nil {
+		return nil, ErrKeyNotFound
+	}
+	return kv, nil
+}
+
+func (r *Router) getOnce(ctx context.Context, id ring.ShardID, key string, stale bool) (*shard.KeyValue, error) {
+	if r.be.HasReplica(id) {
+		v, err := r.be.Read(ctx, id, shard.GetQuery{Key: []byte(key)}, stale)
+		if err != nil {
+			return nil, err
+		}
+		kv, _ := v.(*shard.KeyValue)
+		return kv, nil
+	}
+	return r.fw.get(ctx, r.hosts(id), id, key, stale)
+}
+
+// Put writes value under key and returns the write's revision. With prev
+// set, it writes only if the key's mod_revision equals *prev (0: only if the
+// key does not exist) and otherwise returns a *ConditionError. Errors:
+// ErrUnavailable (not applied), ErrUnknownOutcome (maybe applied),
+// ErrTooLarge.
+func (r *Router) Put(ctx context.Context, key string, value []byte, prev *int64) (int64, error) {
+	op := shard.Op{Kind: shard.OpPut, Key: []byte(key), Value: value}
+	if prev != nil {
+		op.PrevRevision, op.HasPrevRevision = *prev, true
+	}
+	res, err := r.write(ctx, key, op)
+	if err != nil {
+		return 0, err
+	}
+	if res.Code == shard.ResultConditionFailed {
+		return 0, &ConditionError{Key: key, Current: res.Revision}
+	}
+	return res.Revision, nil
+}
+
+// Delete removes key and returns the revision of the deletion. With prev
+// set it deletes only if the key's mod_revision equals *prev. Errors:
+// ErrKeyNotFound (unconditional delete of a missing key), *ConditionError,
+// ErrUnavailable, ErrUnknownOutcome.
+func (r *Router) Delete(ctx context.Context, key string, prev *int64) (int64, error) {
+	op := shard.Op{Kind: shard.OpDelete, Key: []byte(key)}
+	if prev != nil {
+		op.PrevRevision, op.HasPrevRevision = *prev, true
+	}
+	res, err := r.write(ctx, key, op)
+	if err != nil {
+		return 0, err
+	}
+	switch res.Code {
+	case shard.ResultConditionFailed:
+		return 0, &ConditionError{Key: key, Current: res.Revision}
+	case shard.ResultNotFound:
+		return 0, ErrKeyNotFound
+	}
+	return res.Revision, nil
+}
+
+// write proposes one op to key's shard. It retries only errors that mean the
+// op was not applied, so a conditional write is never applied twice.
+func (r *Router) write(ctx context.Context, key string, op shard.Op) (shard.OpResult, error) {
+	id, err := r.Route(ctx, key)
+	if err != nil {
+		return shard.OpResult{}, err
+	}
+	cmd := shard.EncodeCommand(nil, []shard.Op{op})
+	var res []shard.OpResult
+	err = r.retry(ctx, func() error {
+		var err error
+		if r.be.HasReplica(id) {
+			res, err = r.be.Propose(ctx, id, cmd)
+		} else {
+			res, err = r.fw.propose(ctx, r.hosts(id), id, cmd)
+		}
+		return err
+	})
+	if err != nil {
+		return shard.OpResult{}, final(err)
+	}
+	if len(res) != 1 {
+		return shard.OpResult{}, fmt.Errorf("router: shard %d returned %d results for 1 op", id, len(res))
+	}
+	if res[0].Code == shard.ResultBadCommand {
+		return shard.OpResult{}, fmt.Errorf("router: shard %d rejected the command as malformed", id)
+	}
+	return res[0], nil
+}
+
+// retry runs f until it succeeds, fails with an error that is not
+// retryable, the attempts run out or ctx is done.
+func (r *Router) retry(ctx context.Context, f func() error) error {
+	delay := r.cfg.Backoff
+	var err error
+	for attempt := 0; attempt < r.cfg.Attempts; attempt++ {
+		if err = f(); err == nil || !retryable(err) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w (last error: %w)", ctx.Err(), err)
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 200*time.Millisecond)
+	}
+	return err
+}
+
+func (r *Router) hosts(id ring.ShardID) []node.Host { return r.be.ShardHosts(id) }
+
+// ListItem is one key of a List page.
+type ListItem struct {
+	Key         string
+	ModRevision int64
+	Size        int64
+}
+
+// List returns up to limit keys with prefix, in lexicographic order across
+// all shards, starting after the position encoded in pageToken. The returned
+// token is empty on the last page. limit <= 0 means MaxListLimit; larger
+// values are capped. Errors: ErrBadPageToken, ErrUnavailable.
+func (r *Router) List(ctx context.Context, prefix, pageToken string, limit int, stale bool) ([]ListItem, string, error) {
+	if limit <= 0 || limit > r.cfg.MaxListLimit {
+		limit = r.cfg.MaxListLimit
+	}
+	after, err := decodeToken(pageToken)
+	if err != nil {
+		return nil, "", err
+	}
+	t, err := r.be.Table(ctx)
+	if err != nil {
+		return nil, "", final(err)
+	}
+	var pages [][]ListItem
+	more := false
+	for _, id := range t.Shards() {
+		var items []ListItem
+		var m bool
+		err := r.retry(ctx, func() error {
+			var err error
+			items, m, err = r.listShard(ctx, id, prefix, after, limit, stale)
+			return err
+		})
+		if err != nil {
+			return nil, "", final(err)
+		}
+		more = more || m
+		pages = append(pages, items)
+	}
+	merged, truncated := mergePages(pages, limit)
+	next := ""
+	if (more || truncated) && len(merged) > 0 {
+		next = encodeToken(merged[len(merged)-1].Key)
+	}
+	return merged, next, nil
+}
+
+func (r *Router) listShard(ctx context.Context, id ring.ShardID, prefix, after string, limit int, stale bool) ([]ListItem, bool, error) {
+	if !r.be.HasReplica(id) {
+		return r.fw.list(ctx, r.hosts(id), id, prefix, after, limit, stale)
+	}
+	q := shard.ListQuery{Prefix: []byte(prefix), Limit: limit, KeysOnly: true}
+	if after != "" {
+		q.StartAfter = []byte(after)
+	}
+	v, err := r.be.Read(ctx, id, q, stale)
+	if err != nil {
+		return nil, false, err
+	}
+	res := v.(*shard.ListResult)
+	items := make([]ListItem, len(res.Items))
+	for i, kv := range res.Items {
+		items[i] = ListItem{Key: string(kv.Key), ModRevision: kv.ModRevision, Size: kv.Size}
+	}
+	return items, res.More, nil
+}
+
+// mergePages merges sorted, disjoint pages into the first limit items, and
+// reports whether items were left out.
+func mergePages(pages [][]ListItem, limit int) ([]ListItem, bool) {
+	var out []ListItem
+	idx := make([]int, len(pages))
+	for len(out) < limit {
+		best := -1
+		for p := range pages {
+			if idx[p] < len(pages[p]) && (best < 0 || pages[p][idx[p]].Key < pages[best][idx[best]].Key) {
+				best = p
+			}
+		}
+		if best < 0 {
+			return out, false
+		}
+		out = append(out, pages[best][idx[best]])
+		idx[best]++
+	}
+	for p := range pages {
+		if idx[p] < len(pages[p]) {
+			return out, true
+		}
+	}
+	return out, false
+}
+
+// Page tokens are the last key of the previous page, base64url encoded;
+// clients treat them as opaque.
+func encodeToken(key string) string { return base64.RawURLEncoding.EncodeToString([]byte(key)) }
+
+func decodeToken(tok string) (string, error) {
+	if tok == "" {
+		return "", nil
+	}
+	b, err := base64.RawURLEncoding.DecodeString(tok)
+	if err != nil || len(b) == 0 {
+		return "", ErrBadPageToken
+	}
+	return string(b), nil
+}
