@@ -84,43 +84,53 @@ func (n *Node) reconcileShard(ctx context.Context, id ring.ShardID, p *placement
 			}
 		}
 	}
+	// With OrderedConfigChange every membership change names the config
+	// change it follows, so one change is made per round; the next round
+	// reads the new membership.
 	for _, a := range Plan(in) {
 		n.lg.Info("placement action", "shard_id", id, "action", a.Kind.String(), "replica_id", a.Replica, "target", a.Node, "role", a.Role.String(), "reason", a.Reason)
-		if err := n.execute(ctx, id, a, m.Removed); err != nil {
+		changed, err := n.execute(ctx, id, a, m)
+		if err != nil {
 			return fmt.Errorf("%s: %w", a, err)
+		}
+		if changed {
+			return nil
 		}
 	}
 	return nil
 }
 
-// execute carries out one planned action on shard id, whose leader is local.
-func (n *Node) execute(ctx context.Context, id ring.ShardID, a Action, removed map[uint64]struct{}) error {
+// execute carries out one planned action on shard id, whose leader is
+// local and whose membership is m. It reports whether it changed the
+// membership.
+func (n *Node) execute(ctx context.Context, id ring.ShardID, a Action, m *dragonboat.Membership) (bool, error) {
 	switch a.Kind {
 	case ActCreate:
 		rid, err := n.allocReplicaID(ctx)
 		if err != nil {
-			return err
+			return false, err
 		}
 		if _, err := n.metaWrite(ctx, shard.Op{Kind: shard.OpPut, Key: []byte(replicaKey(id, rid)),
 			Value: replicaValue(a.Node, a.Role), HasPrevRevision: true}); err != nil {
-			return err
+			return false, err
 		}
 		a.Replica = rid
-		return n.addReplica(ctx, id, a)
+		return true, n.addReplica(ctx, id, a, m.ConfigChangeID)
 	case ActAdd:
-		if _, gone := removed[a.Replica]; gone {
-			return n.dropRecord(ctx, id, a.Replica)
+		if _, gone := m.Removed[a.Replica]; gone {
+			return false, n.dropRecord(ctx, id, a.Replica)
 		}
-		return n.addReplica(ctx, id, a)
+		return true, n.addReplica(ctx, id, a, m.ConfigChangeID)
 	case ActRemove:
-		if err := n.nh.SyncRequestDeleteReplica(ctx, uint64(id), a.Replica, 0); err != nil {
-			return translate(err, true)
+		if err := n.nh.SyncRequestDeleteReplica(ctx, uint64(id), a.Replica, m.ConfigChangeID); err != nil {
+			return false, translate(err, true)
 		}
-		return n.dropRecord(ctx, id, a.Replica)
+		n.lg.Info("replica removed from shard", "shard_id", id, "replica_id", a.Replica, "target", a.Node)
+		return true, n.dropRecord(ctx, id, a.Replica)
 	case ActDropRecord:
-		return n.dropRecord(ctx, id, a.Replica)
+		return false, n.dropRecord(ctx, id, a.Replica)
 	}
-	return nil
+	return false, nil
 }
 
 func (n *Node) dropRecord(ctx context.Context, id ring.ShardID, rid uint64) error {
@@ -130,16 +140,16 @@ func (n *Node) dropRecord(ctx context.Context, id ring.ShardID, rid uint64) erro
 
 // addReplica adds a recorded replica to the shard's membership and tells its
 // node to start it.
-func (n *Node) addReplica(ctx context.Context, id ring.ShardID, a Action) error {
+func (n *Node) addReplica(ctx context.Context, id ring.ShardID, a Action, ccid uint64) error {
 	mem, ok := n.ms.member(a.Node)
 	if !ok || mem.RaftAddr == "" {
 		return fmt.Errorf("node %s has no raft address in gossip", a.Node)
 	}
 	var err error
 	if a.Role == RoleLearner {
-		err = n.nh.SyncRequestAddNonVoting(ctx, uint64(id), a.Replica, mem.RaftAddr, 0)
+		err = n.nh.SyncRequestAddNonVoting(ctx, uint64(id), a.Replica, mem.RaftAddr, ccid)
 	} else {
-		err = n.nh.SyncRequestAddReplica(ctx, uint64(id), a.Replica, mem.RaftAddr, 0)
+		err = n.nh.SyncRequestAddReplica(ctx, uint64(id), a.Replica, mem.RaftAddr, ccid)
 	}
 	if err != nil {
 		return translate(err, true)
