@@ -276,23 +276,28 @@ func (n *Node) transferLeadership(timeout time.Duration) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	led := n.leaders.led()
+	var moving []ring.ShardID
 	for _, id := range led {
 		m, err := n.nh.SyncGetShardMembership(ctx, uint64(id))
 		if err != nil {
+			continue
+		}
+		if len(m.Nodes) < 2 {
 			continue
 		}
 		self, _ := n.localReplicaID(id)
 		for rid := range m.Nodes {
 			if rid != self {
 				if err := n.nh.RequestLeaderTransfer(uint64(id), rid); err == nil {
+					moving = append(moving, id)
 					break
 				}
 			}
 		}
 	}
-	for ctx.Err() == nil && len(led) > 0 {
+	for ctx.Err() == nil && len(moving) > 0 {
 		still := 0
-		for _, id := range led {
+		for _, id := range moving {
 			if lid, ok := n.localLeader(id); ok {
 				if self, _ := n.localReplicaID(id); lid == self {
 					still++
@@ -300,7 +305,7 @@ func (n *Node) transferLeadership(timeout time.Duration) {
 			}
 		}
 		if still == 0 {
-			n.lg.Info("leadership handed over", "shards", len(led))
+			n.lg.Info("leadership handed over", "shards", len(moving))
 			return
 		}
 		select {

@@ -20,17 +20,27 @@ var once sync.Once
 
 // Install makes lg the destination of dragonboat's logs. Only the first call
 // in a process has an effect. dragonboat's info level is chatty (every
-// election, every snapshot), so it is logged at slog's debug level; warnings
-// and errors keep their level.
+// snapshot, every connection), so it is logged at slog's debug level, as are
+// the routine election warnings of its raft package; other warnings and
+// errors keep their level.
 func Install(lg *slog.Logger) {
 	once.Do(func() {
 		logger.SetLoggerFactory(func(pkg string) logger.ILogger {
-			return &adapter{lg: lg.With("component", "dragonboat", "pkg", pkg)}
+			a := &adapter{lg: lg.With("component", "dragonboat", "pkg", pkg), warn: slog.LevelWarn}
+			if pkg == "raft" || pkg == "dragonboat" {
+				// Elections, leader changes and stale-read notices are
+				// logged as warnings by these packages but are routine.
+				a.warn = slog.LevelDebug
+			}
+			return a
 		})
 	})
 }
 
-type adapter struct{ lg *slog.Logger }
+type adapter struct {
+	lg   *slog.Logger
+	warn slog.Level // the slog level of dragonboat's warnings
+}
 
 func (a *adapter) SetLevel(logger.LogLevel) {}
 func (a *adapter) Debugf(format string, args ...any) {
@@ -38,7 +48,7 @@ func (a *adapter) Debugf(format string, args ...any) {
 }
 func (a *adapter) Infof(format string, args ...any) { a.log(slog.LevelDebug, format, args) }
 func (a *adapter) Warningf(format string, args ...any) {
-	a.log(slog.LevelWarn, format, args)
+	a.log(a.warn, format, args)
 }
 func (a *adapter) Errorf(format string, args ...any) { a.log(slog.LevelError, format, args) }
 
