@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 
+	peerv1 "github.com/cavedb/cave/proto/cave/peer/v1"
 	"github.com/cavedb/cave/ring"
 	"github.com/cavedb/cave/shard"
 )
@@ -23,8 +24,8 @@ type ShardStatus struct {
 	ID ring.ShardID
 	// Leader is the name of the node whose replica leads, or "" if unknown.
 	Leader string
-	// Keys and Bytes come from the local replica; -1 when this node hosts
-	// none.
+	// Keys and Bytes come from the local replica, or from a host of one;
+	// -1 when none answered.
 	Keys, Bytes int64
 	Replicas    []ReplicaStatus
 }
@@ -60,13 +61,7 @@ func (n *Node) Shards(ctx context.Context) ([]ShardStatus, error) {
 				st.Leader = r.Node
 			}
 		}
-		if v, err := n.Read(ctx, id, shard.StatsQuery{}, true); err == nil {
-			if s, ok := v.(shard.Stats); ok {
-				st.Keys, st.Bytes = s.Keys, s.Bytes
-			} else if s, ok := v.(*shard.Stats); ok {
-				st.Keys, st.Bytes = s.Keys, s.Bytes
-			}
-		}
+		st.Keys, st.Bytes = n.shardSize(ctx, id)
 		out = append(out, st)
 	}
 	return out, nil
@@ -111,4 +106,24 @@ func (n *Node) ShardHosts(id ring.ShardID) []Host {
 		}
 	}
 	return out
+}
+
+// shardSize returns the key count and bytes of shard id from the local
+// replica or, without one, from the first live host that answers.
+func (n *Node) shardSize(ctx context.Context, id ring.ShardID) (int64, int64) {
+	if v, err := n.Read(ctx, id, shard.StatsQuery{}, true); err == nil {
+		s := v.(shard.Stats)
+		return s.Keys, s.Bytes
+	}
+	for _, h := range n.ShardHosts(id) {
+		conn, err := n.peers.Conn(h.GRPCAddr)
+		if err != nil {
+			continue
+		}
+		resp, err := peerv1.NewPeerClient(conn).Stats(ctx, &peerv1.StatsRequest{ShardId: uint64(id)})
+		if err == nil {
+			return resp.Keys, resp.Bytes
+		}
+	}
+	return -1, -1
 }

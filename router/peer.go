@@ -198,3 +198,13 @@ func (s *PeerServer) StartReplica(ctx context.Context, req *peerv1.StartReplicaR
 	}
 	return &peerv1.StartReplicaResponse{}, nil
 }
+
+// Stats implements peerv1.PeerServer.
+func (s *PeerServer) Stats(ctx context.Context, req *peerv1.StatsRequest) (*peerv1.StatsResponse, error) {
+	v, err := s.be.Read(ctx, ring.ShardID(req.ShardId), shard.StatsQuery{}, true)
+	if err != nil {
+		return nil, toPeerStatus(err)
+	}
+	st := v.(shard.Stats)
+	return &peerv1.StatsResponse{Keys: st.Keys, Bytes: st.Bytes}, nil
+}

@@ -627,6 +627,107 @@ func (*StartReplicaResponse) Descriptor() ([]byte, []int) {
 	return file_cave_peer_v1_peer_proto_rawDescGZIP(), []int{9}
 }
 
+// StatsRequest names the shard whose size is wanted.
+type StatsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// shard_id is the Raft shard.
+	ShardId       uint64 `protobuf:"varint,1,opt,name=shard_id,json=shardId,proto3" json:"shard_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StatsRequest) Reset() {
+	*x = StatsRequest{}
+	mi := &file_cave_peer_v1_peer_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StatsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StatsRequest) ProtoMessage() {}
+
+func (x *StatsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cave_peer_v1_peer_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StatsRequest.ProtoReflect.Descriptor instead.
+func (*StatsRequest) Descriptor() ([]byte, []int) {
+	return file_cave_peer_v1_peer_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *StatsRequest) GetShardId() uint64 {
+	if x != nil {
+		return x.ShardId
+	}
+	return 0
+}
+
+// StatsResponse is the size of one replica.
+type StatsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// keys is the number of keys.
+	Keys int64 `protobuf:"varint,1,opt,name=keys,proto3" json:"keys,omitempty"`
+	// bytes is the total size of keys and values.
+	Bytes         int64 `protobuf:"varint,2,opt,name=bytes,proto3" json:"bytes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StatsResponse) Reset() {
+	*x = StatsResponse{}
+	mi := &file_cave_peer_v1_peer_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StatsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StatsResponse) ProtoMessage() {}
+
+func (x *StatsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cave_peer_v1_peer_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StatsResponse.ProtoReflect.Descriptor instead.
+func (*StatsResponse) Descriptor() ([]byte, []int) {
+	return file_cave_peer_v1_peer_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *StatsResponse) GetKeys() int64 {
+	if x != nil {
+		return x.Keys
+	}
+	return 0
+}
+
+func (x *StatsResponse) GetBytes() int64 {
+	if x != nil {
+		return x.Bytes
+	}
+	return 0
+}
+
 var File_cave_peer_v1_peer_proto protoreflect.FileDescriptor
 
 const file_cave_peer_v1_peer_proto_rawDesc = "" +
@@ -670,12 +771,18 @@ const file_cave_peer_v1_peer_proto_rawDesc = "" +
 	"\n" +
 	"replica_id\x18\x02 \x01(\x04R\treplicaId\x12\x18\n" +
 	"\alearner\x18\x03 \x01(\bR\alearner\"\x16\n" +
-	"\x14StartReplicaResponse2\xa0\x02\n" +
+	"\x14StartReplicaResponse\")\n" +
+	"\fStatsRequest\x12\x19\n" +
+	"\bshard_id\x18\x01 \x01(\x04R\ashardId\"9\n" +
+	"\rStatsResponse\x12\x12\n" +
+	"\x04keys\x18\x01 \x01(\x03R\x04keys\x12\x14\n" +
+	"\x05bytes\x18\x02 \x01(\x03R\x05bytes2\xe2\x02\n" +
 	"\x04Peer\x12F\n" +
 	"\aPropose\x12\x1c.cave.peer.v1.ProposeRequest\x1a\x1d.cave.peer.v1.ProposeResponse\x12:\n" +
 	"\x03Get\x12\x18.cave.peer.v1.GetRequest\x1a\x19.cave.peer.v1.GetResponse\x12=\n" +
 	"\x04List\x12\x19.cave.peer.v1.ListRequest\x1a\x1a.cave.peer.v1.ListResponse\x12U\n" +
-	"\fStartReplica\x12!.cave.peer.v1.StartReplicaRequest\x1a\".cave.peer.v1.StartReplicaResponseB2Z0github.com/cavedb/cave/proto/cave/peer/v1;peerv1b\x06proto3"
+	"\fStartReplica\x12!.cave.peer.v1.StartReplicaRequest\x1a\".cave.peer.v1.StartReplicaResponse\x12@\n" +
+	"\x05Stats\x12\x1a.cave.peer.v1.StatsRequest\x1a\x1b.cave.peer.v1.StatsResponseB2Z0github.com/cavedb/cave/proto/cave/peer/v1;peerv1b\x06proto3"
 
 var (
 	file_cave_peer_v1_peer_proto_rawDescOnce sync.Once
@@ -689,7 +796,7 @@ func file_cave_peer_v1_peer_proto_rawDescGZIP() []byte {
 	return file_cave_peer_v1_peer_proto_rawDescData
 }
 
-var file_cave_peer_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_cave_peer_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_cave_peer_v1_peer_proto_goTypes = []any{
 	(*ProposeRequest)(nil),       // 0: cave.peer.v1.ProposeRequest
 	(*ProposeResponse)(nil),      // 1: cave.peer.v1.ProposeResponse
@@ -701,23 +808,27 @@ var file_cave_peer_v1_peer_proto_goTypes = []any{
 	(*ListItem)(nil),             // 7: cave.peer.v1.ListItem
 	(*StartReplicaRequest)(nil),  // 8: cave.peer.v1.StartReplicaRequest
 	(*StartReplicaResponse)(nil), // 9: cave.peer.v1.StartReplicaResponse
+	(*StatsRequest)(nil),         // 10: cave.peer.v1.StatsRequest
+	(*StatsResponse)(nil),        // 11: cave.peer.v1.StatsResponse
 }
 var file_cave_peer_v1_peer_proto_depIdxs = []int32{
-	2, // 0: cave.peer.v1.ProposeResponse.results:type_name -> cave.peer.v1.OpResult
-	7, // 1: cave.peer.v1.ListResponse.items:type_name -> cave.peer.v1.ListItem
-	0, // 2: cave.peer.v1.Peer.Propose:input_type -> cave.peer.v1.ProposeRequest
-	3, // 3: cave.peer.v1.Peer.Get:input_type -> cave.peer.v1.GetRequest
-	5, // 4: cave.peer.v1.Peer.List:input_type -> cave.peer.v1.ListRequest
-	8, // 5: cave.peer.v1.Peer.StartReplica:input_type -> cave.peer.v1.StartReplicaRequest
-	1, // 6: cave.peer.v1.Peer.Propose:output_type -> cave.peer.v1.ProposeResponse
-	4, // 7: cave.peer.v1.Peer.Get:output_type -> cave.peer.v1.GetResponse
-	6, // 8: cave.peer.v1.Peer.List:output_type -> cave.peer.v1.ListResponse
-	9, // 9: cave.peer.v1.Peer.StartReplica:output_type -> cave.peer.v1.StartReplicaResponse
-	6, // [6:10] is the sub-list for method output_type
-	2, // [2:6] is the sub-list for method input_type
-	2, // [2:2] is the sub-list for extension type_name
-	2, // [2:2] is the sub-list for extension extendee
-	0, // [0:2] is the sub-list for field type_name
+	2,  // 0: cave.peer.v1.ProposeResponse.results:type_name -> cave.peer.v1.OpResult
+	7,  // 1: cave.peer.v1.ListResponse.items:type_name -> cave.peer.v1.ListItem
+	0,  // 2: cave.peer.v1.Peer.Propose:input_type -> cave.peer.v1.ProposeRequest
+	3,  // 3: cave.peer.v1.Peer.Get:input_type -> cave.peer.v1.GetRequest
+	5,  // 4: cave.peer.v1.Peer.List:input_type -> cave.peer.v1.ListRequest
+	8,  // 5: cave.peer.v1.Peer.StartReplica:input_type -> cave.peer.v1.StartReplicaRequest
+	10, // 6: cave.peer.v1.Peer.Stats:input_type -> cave.peer.v1.StatsRequest
+	1,  // 7: cave.peer.v1.Peer.Propose:output_type -> cave.peer.v1.ProposeResponse
+	4,  // 8: cave.peer.v1.Peer.Get:output_type -> cave.peer.v1.GetResponse
+	6,  // 9: cave.peer.v1.Peer.List:output_type -> cave.peer.v1.ListResponse
+	9,  // 10: cave.peer.v1.Peer.StartReplica:output_type -> cave.peer.v1.StartReplicaResponse
+	11, // 11: cave.peer.v1.Peer.Stats:output_type -> cave.peer.v1.StatsResponse
+	7,  // [7:12] is the sub-list for method output_type
+	2,  // [2:7] is the sub-list for method input_type
+	2,  // [2:2] is the sub-list for extension type_name
+	2,  // [2:2] is the sub-list for extension extendee
+	0,  // [0:2] is the sub-list for field type_name
 }
 
 func init() { file_cave_peer_v1_peer_proto_init() }
@@ -731,7 +842,7 @@ func file_cave_peer_v1_peer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cave_peer_v1_peer_proto_rawDesc), len(file_cave_peer_v1_peer_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   10,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -23,6 +23,7 @@ const (
 	Peer_Get_FullMethodName          = "/cave.peer.v1.Peer/Get"
 	Peer_List_FullMethodName         = "/cave.peer.v1.Peer/List"
 	Peer_StartReplica_FullMethodName = "/cave.peer.v1.Peer/StartReplica"
+	Peer_Stats_FullMethodName        = "/cave.peer.v1.Peer/Stats"
 )
 
 // PeerClient is the client API for Peer service.
@@ -49,6 +50,9 @@ type PeerClient interface {
 	// leader has added (or is about to add) to the shard's membership. It is
 	// idempotent: starting a replica that already runs succeeds.
 	StartReplica(ctx context.Context, in *StartReplicaRequest, opts ...grpc.CallOption) (*StartReplicaResponse, error)
+	// Stats returns the size of the receiver's replica of the shard, read from
+	// local state without a Raft round.
+	Stats(ctx context.Context, in *StatsRequest, opts ...grpc.CallOption) (*StatsResponse, error)
 }
 
 type peerClient struct {
@@ -99,6 +103,16 @@ func (c *peerClient) StartReplica(ctx context.Context, in *StartReplicaRequest, 
 	return out, nil
 }
 
+func (c *peerClient) Stats(ctx context.Context, in *StatsRequest, opts ...grpc.CallOption) (*StatsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(StatsResponse)
+	err := c.cc.Invoke(ctx, Peer_Stats_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // PeerServer is the server API for Peer service.
 // All implementations must embed UnimplementedPeerServer
 // for forward compatibility.
@@ -123,6 +137,9 @@ type PeerServer interface {
 	// leader has added (or is about to add) to the shard's membership. It is
 	// idempotent: starting a replica that already runs succeeds.
 	StartReplica(context.Context, *StartReplicaRequest) (*StartReplicaResponse, error)
+	// Stats returns the size of the receiver's replica of the shard, read from
+	// local state without a Raft round.
+	Stats(context.Context, *StatsRequest) (*StatsResponse, error)
 	mustEmbedUnimplementedPeerServer()
 }
 
@@ -144,6 +161,9 @@ func (UnimplementedPeerServer) List(context.Context, *ListRequest) (*ListRespons
 }
 func (UnimplementedPeerServer) StartReplica(context.Context, *StartReplicaRequest) (*StartReplicaResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method StartReplica not implemented")
+}
+func (UnimplementedPeerServer) Stats(context.Context, *StatsRequest) (*StatsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Stats not implemented")
 }
 func (UnimplementedPeerServer) mustEmbedUnimplementedPeerServer() {}
 func (UnimplementedPeerServer) testEmbeddedByValue()              {}
@@ -238,6 +258,24 @@ func _Peer_StartReplica_Handler(srv interface{}, ctx context.Context, dec func(i
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Peer_Stats_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(StatsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PeerServer).Stats(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Peer_Stats_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PeerServer).Stats(ctx, req.(*StatsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Peer_ServiceDesc is the grpc.ServiceDesc for Peer service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -260,6 +298,10 @@ var Peer_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "StartReplica",
 			Handler:    _Peer_StartReplica_Handler,
+		},
+		{
+			MethodName: "Stats",
+			Handler:    _Peer_Stats_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
