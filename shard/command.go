@@ -235,21 +235,29 @@ func encodeSingle(r OpResult) (sm.Result, bool) {
 
 // encodeResults returns the sm.Result for rs.
 func encodeResults(rs []OpResult) sm.Result {
+	r, _ := appendResult(nil, rs)
+	return r
+}
+
+// appendResult returns the sm.Result for rs. When it needs Data, it appends
+// it to buf and returns the extended buf; Data's capacity is capped, so later
+// appends to buf never touch it.
+func appendResult(buf []byte, rs []OpResult) (sm.Result, []byte) {
 	if len(rs) == 0 {
-		return sm.Result{}
+		return sm.Result{}, buf
 	}
 	if len(rs) == 1 {
 		if r, ok := encodeSingle(rs[0]); ok {
-			return r
+			return r, buf
 		}
 	}
-	data := make([]byte, 0, 1+len(rs)*(1+binary.MaxVarintLen64/2))
-	data = append(data, resultFormatV1)
+	start := len(buf)
+	buf = append(buf, resultFormatV1)
 	for _, r := range rs {
-		data = append(data, byte(r.Code))
-		data = binary.AppendUvarint(data, uint64(r.Revision))
+		buf = append(buf, byte(r.Code))
+		buf = binary.AppendUvarint(buf, uint64(r.Revision))
 	}
-	return sm.Result{Value: uint64(len(rs)), Data: data}
+	return sm.Result{Value: uint64(len(rs)), Data: buf[start:len(buf):len(buf)]}, buf
 }
 
 // DecodeResults returns the per-op results of one entry, as returned by

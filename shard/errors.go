@@ -37,7 +37,8 @@ var (
 	ErrCorrupt = errors.New("shard: corrupt record")
 )
 
-// ErrShardOpen is returned by Store.RemoveShardData, and by StateMachine.Open,
-// when a StateMachine of that shard is open on the Store (opened and not yet
-// closed). Nothing was changed.
+// ErrShardOpen is returned by Store.RemoveShardData when a StateMachine of
+// that shard is open on the Store (opened and not yet closed). Nothing was
+// changed; dragonboat closes a stopped replica's state machine
+// asynchronously, so retrying shortly is safe.
 var ErrShardOpen = errors.New("shard: shard is open")

@@ -1,6 +1,7 @@
 package shard
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -17,7 +18,8 @@ import (
 //
 // Update, Sync, PrepareSnapshot, RecoverFromSnapshot and Close never overlap:
 // dragonboat calls them from one goroutine at a time. Lookup may run during
-// any of them, even after Close, and sees whole batches only; SaveSnapshot
+// any of them (after Close it fails with ErrClosed) and sees whole batches
+// only; SaveSnapshot
 // may run during Update and reads the Pebble snapshot taken by
 // PrepareSnapshot. Update writes the entries' effects and the applied index
 // in one batch. It returns an error only when the disk fails: a failed
@@ -37,13 +39,19 @@ type StateMachine struct {
 	// RecoverFromSnapshot and Close (they never overlap).
 	m       meta // applied index and counters as of the last commit
 	ops     []Op
-	results []OpResult
+	results []OpResult // all results of an Update
+	spans   []span     // each entry's part of results
 	keyBuf  []byte
 	valBuf  []byte
+	// pending maps, during Update, every key written by the batch being
+	// built to its state in pendingKeys: Pebble cannot see the batch until
+	// it commits.
+	pending     map[string]int
+	pendingKeys []pendingKey
 
 	// gen is even while the data is whole and odd while RecoverFromSnapshot
-	// rewrites it; Lookup fails with ErrRecovering if it sees it odd or see it
-	// change.
+	// rewrites it; Lookup fails with ErrRecovering if it sees it odd or sees
+	// it change.
 	gen    atomic.Uint64
 	closed atomic.Bool
 
@@ -59,8 +67,8 @@ var _ sm.IOnDiskStateMachine = (*StateMachine)(nil)
 // the Raft index of the last entry whose effects are on disk, 0 for a new
 // shard. Dragonboat then replays the entries after it. Data found without an
 // applied index, left by an interrupted snapshot load, is deleted first.
-// Open returns sm.ErrOpenStopped if stopc is already closed, and ErrShardOpen
-// if another StateMachine of the shard is open on the Store.
+// Open returns sm.ErrOpenStopped if stopc is already closed; any other error
+// means the disk failed.
 func (m *StateMachine) Open(stopc <-chan struct{}) (uint64, error) {
 	select {
 	case <-stopc:
@@ -73,12 +81,15 @@ func (m *StateMachine) Open(stopc <-chan struct{}) (uint64, error) {
 	defer m.store.release()
 	s := m.store
 	s.openMu.Lock()
-	if _, ok := s.open[m.id]; ok {
-		s.openMu.Unlock()
-		return 0, fmt.Errorf("shard %d: open: %w", m.id, ErrShardOpen)
-	}
+	prev := s.open[m.id]
 	s.open[m.id] = m
 	s.openMu.Unlock()
+	if prev != nil {
+		// Dragonboat runs one replica of a shard per NodeHost, but closes a
+		// stopped one on a background worker: the previous state machine is
+		// done with Update and only its Close is pending.
+		m.lg.Warn("shard opened before its previous state machine closed", "previous_replica_id", uint64(prev.replica))
+	}
 
 	mt, found, err := s.readMeta(m.metaKey)
 	if err == nil && !found {
@@ -86,7 +97,9 @@ func (m *StateMachine) Open(stopc <-chan struct{}) (uint64, error) {
 	}
 	if err != nil {
 		s.openMu.Lock()
-		delete(s.open, m.id)
+		if s.open[m.id] == m {
+			delete(s.open, m.id)
+		}
 		s.openMu.Unlock()
 		return 0, fmt.Errorf("shard %d: open: %w", m.id, err)
 	}
@@ -129,9 +142,17 @@ func (m *StateMachine) Update(entries []sm.Entry) ([]sm.Entry, error) {
 		return nil, err
 	}
 	defer m.store.release()
-	b := m.store.db.NewIndexedBatch()
+	b := m.store.db.NewBatch()
 	defer b.Close()
+	defer m.clearPending()
 	c := m.m
+	rs, spans := m.results[:0], m.spans[:0]
+	defer func() {
+		clear(m.ops[:cap(m.ops)]) // drop references to the commands
+		if cap(m.ops) > 4096 {
+			m.ops = nil
+		}
+	}()
 	for i := range entries {
 		e := &entries[i]
 		if e.Index <= c.applied {
@@ -139,24 +160,21 @@ func (m *StateMachine) Update(entries []sm.Entry) ([]sm.Entry, error) {
 		}
 		c.applied = e.Index
 		ops, err := DecodeCommand(m.ops[:0], e.Cmd)
+		m.ops = ops[:0]
 		if err != nil {
 			m.lg.Warn("bad command", "index", e.Index, "err", err)
-			e.Result, _ = encodeSingle(OpResult{Code: ResultBadCommand})
+			spans = append(spans, span{start: -1})
 			continue
 		}
-		rs := m.results[:0]
+		start := len(rs)
 		for j := range ops {
 			r, err := m.apply(b, &ops[j], int64(e.Index), &c)
 			if err != nil {
-				clear(ops)
-				m.ops = ops[:0]
 				return nil, fmt.Errorf("shard %d: apply index %d: %w", m.id, e.Index, err)
 			}
 			rs = append(rs, r)
 		}
-		e.Result = encodeResults(rs)
-		clear(ops) // drop references to e.Cmd
-		m.ops, m.results = ops[:0], rs[:0]
+		spans = append(spans, span{start: start, end: len(rs)})
 	}
 	enc := c.encode()
 	if err := b.Set(m.metaKey, enc[:], nil); err != nil {
@@ -167,7 +185,38 @@ func (m *StateMachine) Update(entries []sm.Entry) ([]sm.Entry, error) {
 	}
 	m.m = c
 	m.valBuf = trimBuf(m.valBuf)
+	setResults(entries, rs, spans)
+	m.results, m.spans = rs[:0], spans[:0]
+	if cap(m.results) > 4096 {
+		m.results, m.spans = nil, nil
+	}
 	return entries, nil
+}
+
+// span locates one entry's results in a slice of all of an Update's
+// results; start is -1 for a malformed entry.
+type span struct{ start, end int }
+
+// setResults sets each entry's Result from its span of rs. The Data of all
+// the entries that need one share a single allocation.
+func setResults(entries []sm.Entry, rs []OpResult, spans []span) {
+	size := 0
+	for _, sp := range spans {
+		if n := sp.end - sp.start; n > 1 {
+			size += 1 + n*(1+binary.MaxVarintLen64)
+		}
+	}
+	var buf []byte
+	if size > 0 {
+		buf = make([]byte, 0, size)
+	}
+	for i, sp := range spans {
+		if sp.start < 0 {
+			entries[i].Result, _ = encodeSingle(OpResult{Code: ResultBadCommand})
+			continue
+		}
+		entries[i].Result, buf = appendResult(buf, rs[sp.start:sp.end])
+	}
 }
 
 // maxRetainedBytes is the largest scratch buffer a StateMachine keeps
@@ -186,30 +235,39 @@ func trimBuf(b []byte) []byte {
 func (m *StateMachine) apply(b *pebble.Batch, op *Op, rev int64, c *meta) (OpResult, error) {
 	m.keyBuf = append(append(m.keyBuf[:0], m.lower...), op.Key...)
 	key := m.keyBuf
-	cur, found, err := currentRecord(b, key)
-	if err != nil {
-		return OpResult{}, err
+	var p pendingKey
+	slot, inBatch := m.pending[string(op.Key)]
+	if inBatch {
+		p = m.pendingKeys[slot]
+	} else {
+		var err error
+		if p.cur, p.found, err = m.currentRecord(key); err != nil {
+			return OpResult{}, err
+		}
+		slot = -1
 	}
+	cur := p.cur
 	if op.HasPrevRevision && cur.mod != op.PrevRevision {
 		return OpResult{Code: ResultConditionFailed, Revision: cur.mod}, nil
 	}
 	switch op.Kind {
 	case OpPut:
-		create, version := rev, int64(1)
-		if found {
-			create, version = cur.create, cur.version+1
+		next := current{create: rev, mod: rev, version: 1, valueLen: int64(len(op.Value))}
+		if p.found {
+			next.create, next.version = cur.create, cur.version+1
 			c.bytes += int64(len(op.Value)) - cur.valueLen
 		} else {
 			c.keys++
 			c.bytes += int64(len(op.Key) + len(op.Value))
 		}
-		m.valBuf = appendRecord(m.valBuf[:0], create, rev, version, op.Value)
+		m.valBuf = appendRecord(m.valBuf[:0], next.create, rev, next.version, op.Value)
 		if err := b.Set(key, m.valBuf, nil); err != nil {
 			return OpResult{}, err
 		}
+		m.setPending(op.Key, slot, pendingKey{cur: next, found: true})
 		return OpResult{Code: ResultOK, Revision: rev}, nil
 	case OpDelete:
-		if !found {
+		if !p.found {
 			return OpResult{Code: ResultNotFound}, nil
 		}
 		if err := b.Delete(key, nil); err != nil {
@@ -217,11 +275,37 @@ func (m *StateMachine) apply(b *pebble.Batch, op *Op, rev int64, c *meta) (OpRes
 		}
 		c.keys--
 		c.bytes -= int64(len(op.Key)) + cur.valueLen
+		m.setPending(op.Key, slot, pendingKey{})
 		return OpResult{Code: ResultOK, Revision: rev}, nil
 	default:
 		// DecodeCommand admits only the kinds above.
 		panic(fmt.Sprintf("shard: op kind %d passed DecodeCommand", op.Kind))
 	}
+}
+
+// setPending records the state key has in the batch being built; slot is
+// its index in pendingKeys, or -1 when it is not yet pending.
+func (m *StateMachine) setPending(key []byte, slot int, p pendingKey) {
+	if slot >= 0 {
+		m.pendingKeys[slot] = p
+		return
+	}
+	if m.pending == nil {
+		m.pending = make(map[string]int)
+	}
+	m.pending[string(key)] = len(m.pendingKeys)
+	m.pendingKeys = append(m.pendingKeys, p)
+}
+
+// clearPending empties pending and pendingKeys, keeping their memory unless
+// a large Update grew them.
+func (m *StateMachine) clearPending() {
+	if len(m.pendingKeys) > 4096 {
+		m.pending, m.pendingKeys = nil, nil
+		return
+	}
+	clear(m.pending)
+	m.pendingKeys = m.pendingKeys[:0]
 }
 
 // current is what Update needs of a key's stored record.
@@ -230,11 +314,17 @@ type current struct {
 	valueLen             int64
 }
 
-// currentRecord reads key through the indexed batch b, so that it sees the
-// writes of earlier ops of the same Update. found is false, with a zero
-// current, when the key is absent.
-func currentRecord(b *pebble.Batch, key []byte) (current, bool, error) {
-	v, closer, err := b.Get(key)
+// pendingKey is a key's state in the batch being built; found is false once
+// it is deleted.
+type pendingKey struct {
+	cur   current
+	found bool
+}
+
+// currentRecord reads the committed record of key. found is false, with a
+// zero current, when the key is absent.
+func (m *StateMachine) currentRecord(key []byte) (_ current, found bool, _ error) {
+	v, closer, err := m.store.db.Get(key)
 	if errors.Is(err, pebble.ErrNotFound) {
 		return current{}, false, nil
 	}

@@ -1,6 +1,7 @@
 package shard
 
 import (
+	"bytes"
 	"fmt"
 	"testing"
 
@@ -326,9 +327,15 @@ func TestRemoveShardData(t *testing.T) {
 	apply(t, m2, 1, put("a", "other shard"))
 
 	assert.ErrorIs(t, s.RemoveShardData(1), ErrShardOpen)
-	_, err := s.NewStateMachine(1, 2).Open(make(chan struct{}))
-	assert.ErrorIs(t, err, ErrShardOpen, "a second open of a shard")
+	// Dragonboat may open a replica's state machine before the previous
+	// one's Close; the new one takes over, and the old Close leaves it be.
+	m1new := s.NewStateMachine(1, 2)
+	idx, err := m1new.Open(make(chan struct{}))
+	require.NoError(t, err)
+	assert.Equal(t, uint64(1), idx)
 	require.NoError(t, m1.Close())
+	assert.ErrorIs(t, s.RemoveShardData(1), ErrShardOpen, "the new state machine is open")
+	require.NoError(t, m1new.Close())
 	require.NoError(t, m1.Close(), "Close is idempotent")
 	_, err = m1.Lookup(GetQuery{Key: []byte("a")})
 	assert.ErrorIs(t, err, ErrClosed, "Lookup after Close")
@@ -433,4 +440,60 @@ func BenchmarkGet(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// TestLookupSeesWholeBatches runs Lookups and a SaveSnapshot while Updates
+// write two keys per batch, and checks that no read sees half a batch.
+func TestLookupSeesWholeBatches(t *testing.T) {
+	t.Parallel()
+	s := openStore(t, "", testConfig(t))
+	m, _ := openSM(t, s, 1)
+	apply(t, m, 1, put("a", "1"), put("b", "1"))
+
+	stop := make(chan struct{})
+	errc := make(chan error, 1)
+	go func() {
+		errc <- func() error {
+			for {
+				select {
+				case <-stop:
+					return nil
+				default:
+				}
+				// No require here: FailNow must run on the test's goroutine.
+				res, err := m.Lookup(ListQuery{})
+				if err != nil {
+					return err
+				}
+				items := res.(*ListResult).Items
+				if len(items) != 2 || string(items[0].Value) != string(items[1].Value) {
+					return fmt.Errorf("list saw half a batch: %+v", items)
+				}
+				if res, err = m.Lookup(StatsQuery{}); err != nil {
+					return err
+				}
+				if st := res.(Stats); st.Keys != 2 {
+					return fmt.Errorf("stats saw %d keys", st.Keys)
+				}
+				if res, err = m.Lookup(GetQuery{Key: []byte("a")}); err != nil {
+					return err
+				}
+				if kv := res.(*KeyValue); string(kv.Value) != fmt.Sprint(kv.ModRevision) {
+					return fmt.Errorf("get a: value %q at revision %d", kv.Value, kv.ModRevision)
+				}
+			}
+		}()
+	}()
+	snapState, err := m.PrepareSnapshot()
+	require.NoError(t, err)
+	for i := uint64(2); i <= 300; i++ {
+		v := fmt.Sprint(i)
+		apply(t, m, i, put("a", v), put("b", v))
+		if i == 150 {
+			var buf bytes.Buffer
+			require.NoError(t, m.SaveSnapshot(snapState, &buf, make(chan struct{})))
+		}
+	}
+	close(stop)
+	require.NoError(t, <-errc)
 }

@@ -90,10 +90,9 @@ func Open(dir string, cfg Config) (*Store, error) {
 	}, nil
 }
 
-// Close flushes nothing and closes the database: data written with NoSync
-// since the last Sync may be lost, which the Raft log makes good on restart.
-// It waits for in-flight operations. Close is idempotent; later calls return
-// nil.
+// Close waits for in-flight operations, releases snapshots that were
+// prepared but never saved, and closes the database, which syncs its
+// write-ahead log. Close is idempotent; later calls return nil.
 func (s *Store) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -159,7 +158,10 @@ func (s *Store) NewStateMachine(id ShardID, rid ReplicaID) *StateMachine {
 // index, and syncs the deletion to disk. Call it after dragonboat's
 // RemoveData and before a replica of the shard is added to this node again;
 // otherwise the new replica would start from the old data. It returns
-// ErrShardOpen if a StateMachine of the shard is open.
+// ErrShardOpen, having changed nothing, if a StateMachine of the shard is
+// open: dragonboat closes a stopped replica's state machine on a background
+// worker, so this can happen briefly after StopReplica or SyncRemoveData
+// return, and the caller should retry.
 func (s *Store) RemoveShardData(id ShardID) error {
 	if err := s.acquire(); err != nil {
 		return err
