@@ -44,8 +44,8 @@ func (s *kvService) Get(ctx context.Context, req *kvv1.GetRequest) (*kvv1.GetRes
 	if err != nil {
 		return nil, toStatus(s.lg, err)
 	}
-	return &kvv1.GetResponse{Kv: &kvv1.KeyValue{Key: req.Key, Value: kv.Value, CreateRevision: kv.CreateRevision,
-		ModRevision: kv.ModRevision, Version: kv.Version}}, nil
+	return &kvv1.GetResponse{Key: req.Key, Value: kv.Value, CreateRevision: kv.CreateRevision,
+		ModRevision: kv.ModRevision, Version: kv.Version}, nil
 }
 
 // Put implements kvv1.KVServer.

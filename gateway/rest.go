@@ -41,7 +41,7 @@ func (m *rawMarshaler) NewDecoder(r io.Reader) runtime.Decoder {
 
 func (m *rawMarshaler) Marshal(v any) ([]byte, error) {
 	if resp, ok := v.(*kvv1.GetResponse); ok {
-		return resp.GetKv().GetValue(), nil
+		return resp.GetValue(), nil
 	}
 	return m.JSONPb.Marshal(v)
 }
@@ -83,7 +83,7 @@ func valueHeaders(_ context.Context, w http.ResponseWriter, m proto.Message) err
 	if !ok {
 		return nil
 	}
-	kv := resp.GetKv()
+	kv := resp
 	h := w.Header()
 	h.Set("X-Cave-Revision", strconv.FormatInt(kv.GetModRevision(), 10))
 	h.Set("X-Cave-Create-Revision", strconv.FormatInt(kv.GetCreateRevision(), 10))

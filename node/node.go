@@ -254,8 +254,11 @@ func (n *Node) Close() error {
 	}
 	n.transferLeadership(2 * time.Second)
 	n.cancel()
-	err := n.ms.leave()
+	// Stop the gossip event loop before leaving: a tag update (the leader
+	// set changes during the hand-over above) sent after our own leave can
+	// never be broadcast, and serf waits its full timeout (5s) for it.
 	n.wg.Wait()
+	err := n.ms.leave()
 	n.closeEngine()
 	n.lg.Info("node stopped")
 	return err

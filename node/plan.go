@@ -151,6 +151,27 @@ func Plan(in PlanInput) []Action {
 		return cmp.Or(cmp.Compare(in.Load[a], in.Load[b]), cmp.Compare(a, b))
 	})
 	if len(spares) == 0 {
+		// Without a spare, removing a dead voter still helps when the
+		// voter count is even: 3 live of 4 tolerate no further failure,
+		// 3 of 3 tolerate one. A dead learner never helps.
+		members, memberVoters := 0, 0
+		for _, r := range in.Replicas {
+			if r.Member {
+				members++
+				if r.Role == RoleVoter {
+					memberVoters++
+				}
+			}
+		}
+		for _, r := range in.Replicas {
+			if !r.Member || !dead(r.Node) {
+				continue
+			}
+			if r.Role == RoleLearner || (memberVoters%2 == 0 && memberVoters > 2) {
+				return append(acts, Action{Kind: ActRemove, Replica: r.ID, Node: r.Node, Role: r.Role,
+					Reason: fmt.Sprintf("node down for at least %s; %d members without it keep a better quorum", in.DeadAfter, members-1)})
+			}
+		}
 		return acts
 	}
 	for _, r := range in.Replicas {

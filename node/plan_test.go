@@ -59,6 +59,20 @@ func TestPlan(t *testing.T) {
 			want: "",
 		},
 		{
+			name: "dead voter of four removed without a spare",
+			in: PlanInput{Voters: 5, LearnersOnRest: true, DeadAfter: time.Minute,
+				Replicas: []ReplicaView{member(1, "a"), member(2, "b"), member(3, "c"), member(4, "d")},
+				Nodes:    append(alive("a", "b", "c"), down("d", time.Hour))},
+			want: "remove replica=4 node=d role=voter: node down for at least 1m0s; 3 members without it keep a better quorum",
+		},
+		{
+			name: "dead learner removed without a spare",
+			in: PlanInput{Voters: 1, LearnersOnRest: true, DeadAfter: time.Minute,
+				Replicas: []ReplicaView{member(1, "a"), {ID: 2, Node: "b", Role: RoleLearner, Member: true}},
+				Nodes:    append(alive("a"), down("b", time.Hour))},
+			want: "remove replica=2 node=b role=learner: node down for at least 1m0s; 1 members without it keep a better quorum",
+		},
+		{
 			name: "dead node with a spare is removed first",
 			in: PlanInput{Voters: 3, DeadAfter: time.Minute, Replicas: []ReplicaView{member(1, "a"), member(2, "b"), member(3, "c")},
 				Nodes: append(alive("a", "b", "d"), down("c", time.Hour))},

@@ -113,92 +113,6 @@ func (Consistency) EnumDescriptor() ([]byte, []int) {
 	return file_cave_kv_v1_kv_proto_rawDescGZIP(), []int{0}
 }
 
-// KeyValue is a key, its value and its revisions.
-type KeyValue struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	// key is the full key, for example "a/b/c".
-	Key string `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
-	// value is the stored bytes. For a key written with secret=true and read
-	// without secret=true, it is the encrypted envelope, never the plaintext.
-	Value []byte `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
-	// create_revision is the shard's Raft index of the write that created the
-	// key (the first write after it was absent or deleted).
-	CreateRevision int64 `protobuf:"varint,3,opt,name=create_revision,json=createRevision,proto3" json:"create_revision,omitempty"`
-	// mod_revision is the shard's Raft index of the last write to the key. It
-	// is the value to pass as prev_revision for a compare-and-swap.
-	ModRevision int64 `protobuf:"varint,4,opt,name=mod_revision,json=modRevision,proto3" json:"mod_revision,omitempty"`
-	// version is the number of writes to the key since it was created: 1
-	// after the first write. A delete resets it.
-	Version       int64 `protobuf:"varint,5,opt,name=version,proto3" json:"version,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *KeyValue) Reset() {
-	*x = KeyValue{}
-	mi := &file_cave_kv_v1_kv_proto_msgTypes[0]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *KeyValue) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*KeyValue) ProtoMessage() {}
-
-func (x *KeyValue) ProtoReflect() protoreflect.Message {
-	mi := &file_cave_kv_v1_kv_proto_msgTypes[0]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use KeyValue.ProtoReflect.Descriptor instead.
-func (*KeyValue) Descriptor() ([]byte, []int) {
-	return file_cave_kv_v1_kv_proto_rawDescGZIP(), []int{0}
-}
-
-func (x *KeyValue) GetKey() string {
-	if x != nil {
-		return x.Key
-	}
-	return ""
-}
-
-func (x *KeyValue) GetValue() []byte {
-	if x != nil {
-		return x.Value
-	}
-	return nil
-}
-
-func (x *KeyValue) GetCreateRevision() int64 {
-	if x != nil {
-		return x.CreateRevision
-	}
-	return 0
-}
-
-func (x *KeyValue) GetModRevision() int64 {
-	if x != nil {
-		return x.ModRevision
-	}
-	return 0
-}
-
-func (x *KeyValue) GetVersion() int64 {
-	if x != nil {
-		return x.Version
-	}
-	return 0
-}
-
 // GetRequest names the key to read.
 type GetRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -211,7 +125,7 @@ type GetRequest struct {
 	// effect on a value that was not written as a secret.
 	Secret bool `protobuf:"varint,3,opt,name=secret,proto3" json:"secret,omitempty"`
 	// format selects the REST representation of the response: "" or "raw" for
-	// the raw value bytes, "json" for the KeyValue as JSON. Any other value is
+	// the raw value bytes, "json" for the GetResponse as JSON. Any other value is
 	// InvalidArgument. gRPC responses are always a GetResponse.
 	Format        string `protobuf:"bytes,4,opt,name=format,proto3" json:"format,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -220,7 +134,7 @@ type GetRequest struct {
 
 func (x *GetRequest) Reset() {
 	*x = GetRequest{}
-	mi := &file_cave_kv_v1_kv_proto_msgTypes[1]
+	mi := &file_cave_kv_v1_kv_proto_msgTypes[0]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -232,7 +146,7 @@ func (x *GetRequest) String() string {
 func (*GetRequest) ProtoMessage() {}
 
 func (x *GetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cave_kv_v1_kv_proto_msgTypes[1]
+	mi := &file_cave_kv_v1_kv_proto_msgTypes[0]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -245,7 +159,7 @@ func (x *GetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRequest.ProtoReflect.Descriptor instead.
 func (*GetRequest) Descriptor() ([]byte, []int) {
-	return file_cave_kv_v1_kv_proto_rawDescGZIP(), []int{1}
+	return file_cave_kv_v1_kv_proto_rawDescGZIP(), []int{0}
 }
 
 func (x *GetRequest) GetKey() string {
@@ -276,18 +190,30 @@ func (x *GetRequest) GetFormat() string {
 	return ""
 }
 
-// GetResponse holds the key that was read.
+// GetResponse is the key that was read, its value and its revisions.
 type GetResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// kv is the key, its value and its revisions; always set.
-	Kv            *KeyValue `protobuf:"bytes,1,opt,name=kv,proto3" json:"kv,omitempty"`
+	// key is the full key, for example "a/b/c".
+	Key string `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	// value is the stored bytes. For a key written with secret=true and read
+	// without secret=true, it is the encrypted envelope, never the plaintext.
+	Value []byte `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
+	// create_revision is the shard's Raft index of the write that created the
+	// key (the first write after it was absent or deleted).
+	CreateRevision int64 `protobuf:"varint,3,opt,name=create_revision,json=createRevision,proto3" json:"create_revision,omitempty"`
+	// mod_revision is the shard's Raft index of the last write to the key. It
+	// is the value to pass as prev_revision for a compare-and-swap.
+	ModRevision int64 `protobuf:"varint,4,opt,name=mod_revision,json=modRevision,proto3" json:"mod_revision,omitempty"`
+	// version is the number of writes to the key since it was created: 1
+	// after the first write. A delete resets it.
+	Version       int64 `protobuf:"varint,5,opt,name=version,proto3" json:"version,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetResponse) Reset() {
 	*x = GetResponse{}
-	mi := &file_cave_kv_v1_kv_proto_msgTypes[2]
+	mi := &file_cave_kv_v1_kv_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -299,7 +225,7 @@ func (x *GetResponse) String() string {
 func (*GetResponse) ProtoMessage() {}
 
 func (x *GetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cave_kv_v1_kv_proto_msgTypes[2]
+	mi := &file_cave_kv_v1_kv_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -312,14 +238,42 @@ func (x *GetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetResponse.ProtoReflect.Descriptor instead.
 func (*GetResponse) Descriptor() ([]byte, []int) {
-	return file_cave_kv_v1_kv_proto_rawDescGZIP(), []int{2}
+	return file_cave_kv_v1_kv_proto_rawDescGZIP(), []int{1}
 }
 
-func (x *GetResponse) GetKv() *KeyValue {
+func (x *GetResponse) GetKey() string {
 	if x != nil {
-		return x.Kv
+		return x.Key
+	}
+	return ""
+}
+
+func (x *GetResponse) GetValue() []byte {
+	if x != nil {
+		return x.Value
 	}
 	return nil
+}
+
+func (x *GetResponse) GetCreateRevision() int64 {
+	if x != nil {
+		return x.CreateRevision
+	}
+	return 0
+}
+
+func (x *GetResponse) GetModRevision() int64 {
+	if x != nil {
+		return x.ModRevision
+	}
+	return 0
+}
+
+func (x *GetResponse) GetVersion() int64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
 }
 
 // PutRequest is a write of one key.
@@ -343,7 +297,7 @@ type PutRequest struct {
 
 func (x *PutRequest) Reset() {
 	*x = PutRequest{}
-	mi := &file_cave_kv_v1_kv_proto_msgTypes[3]
+	mi := &file_cave_kv_v1_kv_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -355,7 +309,7 @@ func (x *PutRequest) String() string {
 func (*PutRequest) ProtoMessage() {}
 
 func (x *PutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cave_kv_v1_kv_proto_msgTypes[3]
+	mi := &file_cave_kv_v1_kv_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -368,7 +322,7 @@ func (x *PutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutRequest.ProtoReflect.Descriptor instead.
 func (*PutRequest) Descriptor() ([]byte, []int) {
-	return file_cave_kv_v1_kv_proto_rawDescGZIP(), []int{3}
+	return file_cave_kv_v1_kv_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *PutRequest) GetKey() string {
@@ -412,7 +366,7 @@ type PutResponse struct {
 
 func (x *PutResponse) Reset() {
 	*x = PutResponse{}
-	mi := &file_cave_kv_v1_kv_proto_msgTypes[4]
+	mi := &file_cave_kv_v1_kv_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -424,7 +378,7 @@ func (x *PutResponse) String() string {
 func (*PutResponse) ProtoMessage() {}
 
 func (x *PutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cave_kv_v1_kv_proto_msgTypes[4]
+	mi := &file_cave_kv_v1_kv_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -437,7 +391,7 @@ func (x *PutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutResponse.ProtoReflect.Descriptor instead.
 func (*PutResponse) Descriptor() ([]byte, []int) {
-	return file_cave_kv_v1_kv_proto_rawDescGZIP(), []int{4}
+	return file_cave_kv_v1_kv_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *PutResponse) GetKey() string {
@@ -469,7 +423,7 @@ type DeleteRequest struct {
 
 func (x *DeleteRequest) Reset() {
 	*x = DeleteRequest{}
-	mi := &file_cave_kv_v1_kv_proto_msgTypes[5]
+	mi := &file_cave_kv_v1_kv_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -481,7 +435,7 @@ func (x *DeleteRequest) String() string {
 func (*DeleteRequest) ProtoMessage() {}
 
 func (x *DeleteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cave_kv_v1_kv_proto_msgTypes[5]
+	mi := &file_cave_kv_v1_kv_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -494,7 +448,7 @@ func (x *DeleteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRequest.ProtoReflect.Descriptor instead.
 func (*DeleteRequest) Descriptor() ([]byte, []int) {
-	return file_cave_kv_v1_kv_proto_rawDescGZIP(), []int{5}
+	return file_cave_kv_v1_kv_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *DeleteRequest) GetKey() string {
@@ -526,7 +480,7 @@ type DeleteResponse struct {
 
 func (x *DeleteResponse) Reset() {
 	*x = DeleteResponse{}
-	mi := &file_cave_kv_v1_kv_proto_msgTypes[6]
+	mi := &file_cave_kv_v1_kv_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -538,7 +492,7 @@ func (x *DeleteResponse) String() string {
 func (*DeleteResponse) ProtoMessage() {}
 
 func (x *DeleteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cave_kv_v1_kv_proto_msgTypes[6]
+	mi := &file_cave_kv_v1_kv_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -551,7 +505,7 @@ func (x *DeleteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteResponse.ProtoReflect.Descriptor instead.
 func (*DeleteResponse) Descriptor() ([]byte, []int) {
-	return file_cave_kv_v1_kv_proto_rawDescGZIP(), []int{6}
+	return file_cave_kv_v1_kv_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *DeleteResponse) GetDeleted() bool {
@@ -589,7 +543,7 @@ type ListRequest struct {
 
 func (x *ListRequest) Reset() {
 	*x = ListRequest{}
-	mi := &file_cave_kv_v1_kv_proto_msgTypes[7]
+	mi := &file_cave_kv_v1_kv_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -601,7 +555,7 @@ func (x *ListRequest) String() string {
 func (*ListRequest) ProtoMessage() {}
 
 func (x *ListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cave_kv_v1_kv_proto_msgTypes[7]
+	mi := &file_cave_kv_v1_kv_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -614,7 +568,7 @@ func (x *ListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRequest.ProtoReflect.Descriptor instead.
 func (*ListRequest) Descriptor() ([]byte, []int) {
-	return file_cave_kv_v1_kv_proto_rawDescGZIP(), []int{7}
+	return file_cave_kv_v1_kv_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ListRequest) GetPrefix() string {
@@ -658,7 +612,7 @@ type ListResponse struct {
 
 func (x *ListResponse) Reset() {
 	*x = ListResponse{}
-	mi := &file_cave_kv_v1_kv_proto_msgTypes[8]
+	mi := &file_cave_kv_v1_kv_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -670,7 +624,7 @@ func (x *ListResponse) String() string {
 func (*ListResponse) ProtoMessage() {}
 
 func (x *ListResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cave_kv_v1_kv_proto_msgTypes[8]
+	mi := &file_cave_kv_v1_kv_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -683,7 +637,7 @@ func (x *ListResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListResponse.ProtoReflect.Descriptor instead.
 func (*ListResponse) Descriptor() ([]byte, []int) {
-	return file_cave_kv_v1_kv_proto_rawDescGZIP(), []int{8}
+	return file_cave_kv_v1_kv_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ListResponse) GetItems() []*ListItem {
@@ -716,7 +670,7 @@ type ListItem struct {
 
 func (x *ListItem) Reset() {
 	*x = ListItem{}
-	mi := &file_cave_kv_v1_kv_proto_msgTypes[9]
+	mi := &file_cave_kv_v1_kv_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -728,7 +682,7 @@ func (x *ListItem) String() string {
 func (*ListItem) ProtoMessage() {}
 
 func (x *ListItem) ProtoReflect() protoreflect.Message {
-	mi := &file_cave_kv_v1_kv_proto_msgTypes[9]
+	mi := &file_cave_kv_v1_kv_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -741,7 +695,7 @@ func (x *ListItem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListItem.ProtoReflect.Descriptor instead.
 func (*ListItem) Descriptor() ([]byte, []int) {
-	return file_cave_kv_v1_kv_proto_rawDescGZIP(), []int{9}
+	return file_cave_kv_v1_kv_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ListItem) GetKey() string {
@@ -770,21 +724,19 @@ var File_cave_kv_v1_kv_proto protoreflect.FileDescriptor
 const file_cave_kv_v1_kv_proto_rawDesc = "" +
 	"\n" +
 	"\x13cave/kv/v1/kv.proto\x12\n" +
-	"cave.kv.v1\x1a\x1cgoogle/api/annotations.proto\"\x98\x01\n" +
-	"\bKeyValue\x12\x10\n" +
-	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\fR\x05value\x12'\n" +
-	"\x0fcreate_revision\x18\x03 \x01(\x03R\x0ecreateRevision\x12!\n" +
-	"\fmod_revision\x18\x04 \x01(\x03R\vmodRevision\x12\x18\n" +
-	"\aversion\x18\x05 \x01(\x03R\aversion\"\x89\x01\n" +
+	"cave.kv.v1\x1a\x1cgoogle/api/annotations.proto\"\x89\x01\n" +
 	"\n" +
 	"GetRequest\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x129\n" +
 	"\vconsistency\x18\x02 \x01(\x0e2\x17.cave.kv.v1.ConsistencyR\vconsistency\x12\x16\n" +
 	"\x06secret\x18\x03 \x01(\bR\x06secret\x12\x16\n" +
-	"\x06format\x18\x04 \x01(\tR\x06format\"3\n" +
-	"\vGetResponse\x12$\n" +
-	"\x02kv\x18\x01 \x01(\v2\x14.cave.kv.v1.KeyValueR\x02kv\"\x88\x01\n" +
+	"\x06format\x18\x04 \x01(\tR\x06format\"\x9b\x01\n" +
+	"\vGetResponse\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\fR\x05value\x12'\n" +
+	"\x0fcreate_revision\x18\x03 \x01(\x03R\x0ecreateRevision\x12!\n" +
+	"\fmod_revision\x18\x04 \x01(\x03R\vmodRevision\x12\x18\n" +
+	"\aversion\x18\x05 \x01(\x03R\aversion\"\x88\x01\n" +
 	"\n" +
 	"PutRequest\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
@@ -838,38 +790,36 @@ func file_cave_kv_v1_kv_proto_rawDescGZIP() []byte {
 }
 
 var file_cave_kv_v1_kv_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_cave_kv_v1_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_cave_kv_v1_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_cave_kv_v1_kv_proto_goTypes = []any{
 	(Consistency)(0),       // 0: cave.kv.v1.Consistency
-	(*KeyValue)(nil),       // 1: cave.kv.v1.KeyValue
-	(*GetRequest)(nil),     // 2: cave.kv.v1.GetRequest
-	(*GetResponse)(nil),    // 3: cave.kv.v1.GetResponse
-	(*PutRequest)(nil),     // 4: cave.kv.v1.PutRequest
-	(*PutResponse)(nil),    // 5: cave.kv.v1.PutResponse
-	(*DeleteRequest)(nil),  // 6: cave.kv.v1.DeleteRequest
-	(*DeleteResponse)(nil), // 7: cave.kv.v1.DeleteResponse
-	(*ListRequest)(nil),    // 8: cave.kv.v1.ListRequest
-	(*ListResponse)(nil),   // 9: cave.kv.v1.ListResponse
-	(*ListItem)(nil),       // 10: cave.kv.v1.ListItem
+	(*GetRequest)(nil),     // 1: cave.kv.v1.GetRequest
+	(*GetResponse)(nil),    // 2: cave.kv.v1.GetResponse
+	(*PutRequest)(nil),     // 3: cave.kv.v1.PutRequest
+	(*PutResponse)(nil),    // 4: cave.kv.v1.PutResponse
+	(*DeleteRequest)(nil),  // 5: cave.kv.v1.DeleteRequest
+	(*DeleteResponse)(nil), // 6: cave.kv.v1.DeleteResponse
+	(*ListRequest)(nil),    // 7: cave.kv.v1.ListRequest
+	(*ListResponse)(nil),   // 8: cave.kv.v1.ListResponse
+	(*ListItem)(nil),       // 9: cave.kv.v1.ListItem
 }
 var file_cave_kv_v1_kv_proto_depIdxs = []int32{
-	0,  // 0: cave.kv.v1.GetRequest.consistency:type_name -> cave.kv.v1.Consistency
-	1,  // 1: cave.kv.v1.GetResponse.kv:type_name -> cave.kv.v1.KeyValue
-	0,  // 2: cave.kv.v1.ListRequest.consistency:type_name -> cave.kv.v1.Consistency
-	10, // 3: cave.kv.v1.ListResponse.items:type_name -> cave.kv.v1.ListItem
-	2,  // 4: cave.kv.v1.KV.Get:input_type -> cave.kv.v1.GetRequest
-	4,  // 5: cave.kv.v1.KV.Put:input_type -> cave.kv.v1.PutRequest
-	6,  // 6: cave.kv.v1.KV.Delete:input_type -> cave.kv.v1.DeleteRequest
-	8,  // 7: cave.kv.v1.KV.List:input_type -> cave.kv.v1.ListRequest
-	3,  // 8: cave.kv.v1.KV.Get:output_type -> cave.kv.v1.GetResponse
-	5,  // 9: cave.kv.v1.KV.Put:output_type -> cave.kv.v1.PutResponse
-	7,  // 10: cave.kv.v1.KV.Delete:output_type -> cave.kv.v1.DeleteResponse
-	9,  // 11: cave.kv.v1.KV.List:output_type -> cave.kv.v1.ListResponse
-	8,  // [8:12] is the sub-list for method output_type
-	4,  // [4:8] is the sub-list for method input_type
-	4,  // [4:4] is the sub-list for extension type_name
-	4,  // [4:4] is the sub-list for extension extendee
-	0,  // [0:4] is the sub-list for field type_name
+	0, // 0: cave.kv.v1.GetRequest.consistency:type_name -> cave.kv.v1.Consistency
+	0, // 1: cave.kv.v1.ListRequest.consistency:type_name -> cave.kv.v1.Consistency
+	9, // 2: cave.kv.v1.ListResponse.items:type_name -> cave.kv.v1.ListItem
+	1, // 3: cave.kv.v1.KV.Get:input_type -> cave.kv.v1.GetRequest
+	3, // 4: cave.kv.v1.KV.Put:input_type -> cave.kv.v1.PutRequest
+	5, // 5: cave.kv.v1.KV.Delete:input_type -> cave.kv.v1.DeleteRequest
+	7, // 6: cave.kv.v1.KV.List:input_type -> cave.kv.v1.ListRequest
+	2, // 7: cave.kv.v1.KV.Get:output_type -> cave.kv.v1.GetResponse
+	4, // 8: cave.kv.v1.KV.Put:output_type -> cave.kv.v1.PutResponse
+	6, // 9: cave.kv.v1.KV.Delete:output_type -> cave.kv.v1.DeleteResponse
+	8, // 10: cave.kv.v1.KV.List:output_type -> cave.kv.v1.ListResponse
+	7, // [7:11] is the sub-list for method output_type
+	3, // [3:7] is the sub-list for method input_type
+	3, // [3:3] is the sub-list for extension type_name
+	3, // [3:3] is the sub-list for extension extendee
+	0, // [0:3] is the sub-list for field type_name
 }
 
 func init() { file_cave_kv_v1_kv_proto_init() }
@@ -877,15 +827,15 @@ func file_cave_kv_v1_kv_proto_init() {
 	if File_cave_kv_v1_kv_proto != nil {
 		return
 	}
-	file_cave_kv_v1_kv_proto_msgTypes[3].OneofWrappers = []any{}
-	file_cave_kv_v1_kv_proto_msgTypes[5].OneofWrappers = []any{}
+	file_cave_kv_v1_kv_proto_msgTypes[2].OneofWrappers = []any{}
+	file_cave_kv_v1_kv_proto_msgTypes[4].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cave_kv_v1_kv_proto_rawDesc), len(file_cave_kv_v1_kv_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   10,
+			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

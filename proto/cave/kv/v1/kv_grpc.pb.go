@@ -75,7 +75,7 @@ type KVClient interface {
 	//
 	// REST: GET /api/v1/kv/{key} returns the raw value bytes with headers
 	// X-Cave-Revision (mod_revision), X-Cave-Version (version) and ETag;
-	// ?format=json returns the KeyValue as JSON instead. Query parameters:
+	// ?format=json returns the GetResponse as JSON instead. Query parameters:
 	// consistency, secret, format.
 	Get(ctx context.Context, in *GetRequest, opts ...grpc.CallOption) (*GetResponse, error)
 	// Put creates or replaces the value of a key. With prev_revision set it is
@@ -176,7 +176,7 @@ type KVServer interface {
 	//
 	// REST: GET /api/v1/kv/{key} returns the raw value bytes with headers
 	// X-Cave-Revision (mod_revision), X-Cave-Version (version) and ETag;
-	// ?format=json returns the KeyValue as JSON instead. Query parameters:
+	// ?format=json returns the GetResponse as JSON instead. Query parameters:
 	// consistency, secret, format.
 	Get(context.Context, *GetRequest) (*GetResponse, error)
 	// Put creates or replaces the value of a key. With prev_revision set it is
