@@ -25,7 +25,7 @@ func TestReReplicationAfterNodeLoss(t *testing.T) {
 	c := newProcCluster(t, nodes, withShards(shards), withReplicas(3), withDeadNodeTimeout(deadTimeout))
 	rc := newRESTClient(3 * time.Second)
 	defer rc.close()
-	ss := c.WaitShards(rc, 60*time.Second, fullyReplicated(shards, 3))
+	c.WaitShards(rc, 60*time.Second, fullyReplicated(shards, 3))
 	t.Logf("4 nodes ready and replicated after %v", time.Since(start).Round(time.Millisecond))
 
 	seed := testSeed(t)
@@ -45,7 +45,7 @@ func TestReReplicationAfterNodeLoss(t *testing.T) {
 	require.Empty(t, errs, "writes failed:\n  %s", firstN(errs, 20))
 
 	// Re-read the placement now: it may have moved while we wrote.
-	ss = c.WaitShards(rc, 30*time.Second, fullyReplicated(shards, 3))
+	ss := c.WaitShards(rc, 30*time.Second, fullyReplicated(shards, 3))
 	replicas := replicaCounts(ss)
 	victimName := busiest(replicas)
 	victim := c.Index(victimName)
@@ -60,7 +60,7 @@ func TestReReplicationAfterNodeLoss(t *testing.T) {
 	killedAt := time.Now()
 	c.Kill9(victim)
 
-	ss = c.WaitShards(rc, 60*time.Second, dataShardsOnly(fullyReplicated(shards, 3, victimName)))
+	c.WaitShards(rc, 60*time.Second, dataShardsOnly(fullyReplicated(shards, 3, victimName)))
 	t.Logf("data shards re-replicated %v after the kill (--dead-node-timeout %v)", time.Since(killedAt).Round(time.Millisecond), deadTimeout)
 	// The meta shard must not keep a voter on a dead node either: with
 	// four nodes it has a voter on each, and a dead voter left in place
