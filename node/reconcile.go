@@ -50,12 +50,51 @@ func (n *Node) reconcileOnce(ctx context.Context) {
 	n.placement.Store(p)
 	n.syncLocalReplicas(ctx, p)
 	nodes := n.ms.views(time.Now())
+	var led []ring.ShardID
 	for _, si := range n.nh.GetNodeHostInfo(dragonboat.NodeHostInfoOption{SkipLogInfo: true}).ShardInfoList {
 		if si.LeaderID == 0 || si.LeaderID != si.ReplicaID {
 			continue
 		}
+		led = append(led, ring.ShardID(si.ShardID))
 		if err := n.reconcileShard(ctx, ring.ShardID(si.ShardID), p, nodes); err != nil && ctx.Err() == nil {
 			n.lg.Warn("reconcile shard", "shard_id", si.ShardID, "err", err)
+		}
+	}
+	n.balanceLeaders(led, p)
+}
+
+// balanceLeaders hands one leadership to a less loaded node when this node
+// leads more than its fair share, ceil(shards / live nodes), of the shards.
+// Leaders do the work of writes and linearizable reads, so spreading them
+// spreads the load. Counts come from gossip and may lag by a round; moving
+// one shard per round keeps the system from oscillating.
+func (n *Node) balanceLeaders(led []ring.ShardID, p *placement) {
+	counts := map[string]int{}
+	alive := 0
+	for _, m := range n.ms.members() {
+		if m.State == StateAlive && m.RaftAddr != "" {
+			alive++
+			counts[m.Name] = len(m.Leads)
+		}
+	}
+	counts[n.cfg.Name] = len(led)
+	if alive < 2 {
+		return
+	}
+	fair := (len(p.byShard) + alive - 1) / alive
+	if len(led) <= fair {
+		return
+	}
+	for _, id := range led {
+		for _, r := range p.byShard[id] {
+			c, ok := counts[r.Node]
+			if !ok || r.Node == n.cfg.Name || r.Role != RoleVoter || c+2 > len(led) {
+				continue
+			}
+			if err := n.nh.RequestLeaderTransfer(uint64(id), r.ID); err == nil {
+				n.lg.Info("leadership handed over for balance", "shard_id", id, "target", r.Node, "leading", len(led), "fair", fair)
+				return
+			}
 		}
 	}
 }
