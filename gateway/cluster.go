@@ -8,12 +8,15 @@ import (
 	clusterv1 "github.com/cavedb/cave/proto/cave/cluster/v1"
 )
 
-// ClusterView is what the gateway shows of the cluster; *node.Node
-// implements it.
+// ClusterView is what the gateway shows of the cluster and of the local
+// node; *node.Node implements it.
 type ClusterView interface {
 	Members() []node.Member
 	Shards(ctx context.Context) ([]node.ShardStatus, error)
 	Ready(ctx context.Context) error
+	Name() string
+	ClusterID(ctx context.Context) (string, error)
+	LocalShards() (led, followed int)
 }
 
 var _ ClusterView = (*node.Node)(nil)

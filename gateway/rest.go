@@ -72,6 +72,7 @@ func newRESTMux() *runtime.ServeMux {
 		runtime.WithErrorHandler(restError),
 		runtime.WithRoutingErrorHandler(routingError),
 		runtime.WithForwardResponseOption(valueHeaders),
+		runtime.WithMetadata(recordRoute),
 		runtime.WithIncomingHeaderMatcher(func(string) (string, bool) { return "", false }),
 		runtime.WithOutgoingHeaderMatcher(func(string) (string, bool) { return "", false }),
 	)

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health"
@@ -26,6 +27,7 @@ import (
 	kvv1 "github.com/cavedb/cave/proto/cave/kv/v1"
 	peerv1 "github.com/cavedb/cave/proto/cave/peer/v1"
 	"github.com/cavedb/cave/router"
+	"github.com/cavedb/cave/ui"
 )
 
 // Config configures a Server.
@@ -41,6 +43,22 @@ type Config struct {
 	// MaxValueBytes is the largest value accepted (--max-value-bytes).
 	// Default 1 MiB.
 	MaxValueBytes int
+	// Metrics registers the request metrics (cave_gateway_*) and
+	// cave_build_info. Required; give each node its own registry, never
+	// the global one.
+	Metrics prometheus.Registerer
+	// Gatherer is what /api/v1/perf/metrics serves: normally the registry
+	// behind Metrics, holding every package's and the Go runtime's
+	// collectors. Required.
+	Gatherer prometheus.Gatherer
+	// Logs holds the recent log records served by /api/v1/perf/logs.
+	// Required.
+	Logs LogSource
+	// System is the static part of /api/v1/system/info.
+	System SystemInfo
+	// Settings is the effective configuration served, secrets redacted, by
+	// /api/v1/system/config.
+	Settings []ConfigEntry
 }
 
 // DefaultConfig returns a Config with the optional fields set.
@@ -51,6 +69,9 @@ func (c Config) Validate() error {
 	var errs []error
 	if c.Router == nil || c.Cluster == nil || c.Peer == nil || c.Logger == nil {
 		errs = append(errs, errors.New("gateway: Router, Cluster, Peer and Logger must be set"))
+	}
+	if c.Metrics == nil || c.Gatherer == nil || c.Logs == nil {
+		errs = append(errs, errors.New("gateway: Metrics, Gatherer and Logs must be set"))
 	}
 	if c.MaxValueBytes < 1 || c.MaxValueBytes > 64<<20 {
 		errs = append(errs, fmt.Errorf("gateway: --max-value-bytes must be in [1, %d], got %d", 64<<20, c.MaxValueBytes))
@@ -72,9 +93,13 @@ func New(cfg Config) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	met, err := newMetrics(cfg.Metrics, cfg.System)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: register metrics: %w", err)
+	}
 	kv := &kvService{r: cfg.Router, lg: cfg.Logger, maxValueBytes: cfg.MaxValueBytes}
 	cl := &clusterService{view: cfg.Cluster, lg: cfg.Logger}
-	gs := grpc.NewServer(grpc.MaxRecvMsgSize(cfg.MaxValueBytes + 64<<10))
+	gs := grpc.NewServer(grpc.MaxRecvMsgSize(cfg.MaxValueBytes+64<<10), grpc.ChainUnaryInterceptor(met.unary))
 	kvv1.RegisterKVServer(gs, kv)
 	clusterv1.RegisterClusterServer(gs, cl)
 	peerv1.RegisterPeerServer(gs, cfg.Peer)
@@ -90,19 +115,28 @@ func New(cfg Config) (*Server, error) {
 	if err := clusterv1.RegisterClusterHandlerServer(ctx, mux, cl); err != nil {
 		return nil, err
 	}
+	if cfg.System.Started.IsZero() {
+		cfg.System.Started = time.Now()
+	}
 	s := &Server{cfg: cfg, grpc: gs, health: hs}
 	root := http.NewServeMux()
 	root.HandleFunc("GET /api/v1/health", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	root.HandleFunc("GET /api/v1/ready", s.ready)
+	root.Handle("GET /api/v1/perf/metrics", metricsHandler(cfg.Gatherer, cfg.Logger))
+	root.HandleFunc("GET /api/v1/perf/logs", logsHandler(cfg.Logs))
+	root.HandleFunc("GET /api/v1/perf/dashboard", dashboardHandler)
+	root.HandleFunc("GET /api/v1/system/info", s.infoHandler)
+	root.HandleFunc("GET /api/v1/system/config", configHandler(cfg.Settings))
 	root.HandleFunc("GET /api/v1/openapi.json", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(apidocs.OpenAPI)
 	})
+	root.Handle("/ui/", ui.Handler()) // web UI; http.ServeMux redirects /ui to /ui/
 	root.Handle("/", rewriteKV(cfg.MaxValueBytes, mux))
 	s.http = &http.Server{
-		Handler:           withoutPathCleaning(root, rewriteKV(cfg.MaxValueBytes, mux)),
+		Handler:           met.instrument(withoutPathCleaning(root, rewriteKV(cfg.MaxValueBytes, mux))),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,

@@ -7,6 +7,8 @@ import (
 	"net"
 	"strings"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Config configures a Node. Fields map one to one to cave's flags; the
@@ -58,6 +60,9 @@ type Config struct {
 	Expert Expert
 	// Logger receives the node's logs. Required.
 	Logger *slog.Logger
+	// Metrics registers the node's metrics (cave_node_*, cave_store_*).
+	// Required; give each node its own registry, never the global one.
+	Metrics prometheus.Registerer
 }
 
 // Expert holds Raft engine settings. The defaults come from measurements on
@@ -155,6 +160,9 @@ func (c Config) Validate() error {
 	}
 	if c.Logger == nil {
 		bad("Logger must be set")
+	}
+	if c.Metrics == nil {
+		bad("Metrics must be set")
 	}
 	return errors.Join(errs...)
 }

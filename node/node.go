@@ -38,6 +38,7 @@ type Node struct {
 	nh    *dragonboat.NodeHost
 	ms    *membership
 	peers *peer.Pool
+	met   *metrics
 
 	table     atomic.Pointer[ring.Table]
 	placement atomic.Pointer[placement]
@@ -77,7 +78,7 @@ func New(cfg Config, peers *peer.Pool) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("node: open state store: %w", err)
 	}
-	n := &Node{cfg: cfg, lg: lg, store: store, peers: peers}
+	n := &Node{cfg: cfg, lg: lg, store: store, peers: peers, met: newMetrics(cfg.Metrics)}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	n.leaders.init()
 
@@ -119,6 +120,10 @@ func New(cfg Config, peers *peer.Pool) (*Node, error) {
 		n.spawn(n.initClusterLoop)
 	}
 	n.spawn(n.reconcileLoop)
+	if err := n.met.register(newCollector(n)); err != nil {
+		n.Close()
+		return nil, fmt.Errorf("node: register metrics: %w", err)
+	}
 	lg.Info("node started", "raft_addr", cfg.RaftAddr, "gossip_addr", cfg.GossipAddr, "data_dir", cfg.DataDir, "bootstrap", bootstrap)
 	return n, nil
 }
@@ -196,9 +201,12 @@ func (n *Node) shardConfig(id, rid uint64, learner bool) config.Config {
 func (n *Node) Propose(ctx context.Context, id ring.ShardID, cmd []byte) ([]shard.OpResult, error) {
 	ctx, cancel := n.deadline(ctx)
 	defer cancel()
+	start := time.Now()
 	res, err := n.nh.SyncPropose(ctx, n.nh.GetNoOPSession(uint64(id)), cmd)
+	err = translate(err, true)
+	n.met.proposed(id, err, time.Since(start))
 	if err != nil {
-		return nil, translate(err, true)
+		return nil, err
 	}
 	return shard.DecodeResults(res)
 }
@@ -209,12 +217,16 @@ func (n *Node) Propose(ctx context.Context, id ring.ShardID, cmd []byte) ([]shar
 func (n *Node) Read(ctx context.Context, id ring.ShardID, query any, stale bool) (any, error) {
 	if stale {
 		v, err := n.nh.StaleRead(uint64(id), query)
-		return v, translate(err, false)
+		err = translate(err, false)
+		n.met.read(id, true, err)
+		return v, err
 	}
 	ctx, cancel := n.deadline(ctx)
 	defer cancel()
 	v, err := n.nh.SyncRead(ctx, uint64(id), query)
-	return v, translate(err, false)
+	err = translate(err, false)
+	n.met.read(id, false, err)
+	return v, err
 }
 
 // deadline caps ctx by the configured propose timeout, as every dragonboat
@@ -239,7 +251,10 @@ func (n *Node) localLeader(id ring.ShardID) (uint64, bool) {
 // LeaderUpdated implements raftio.IRaftEventListener. dragonboat calls it
 // from its own goroutines; it must not block.
 func (n *Node) LeaderUpdated(info raftio.LeaderInfo) {
-	n.leaders.update(ring.ShardID(info.ShardID), info.LeaderID != 0 && info.LeaderID == info.ReplicaID)
+	id := ring.ShardID(info.ShardID)
+	if n.leaders.update(id, info.LeaderID, info.LeaderID != 0 && info.LeaderID == info.ReplicaID) {
+		n.met.shard(id).leaderChanges.Inc()
+	}
 }
 
 var _ raftio.IRaftEventListener = (*Node)(nil)
@@ -252,6 +267,7 @@ func (n *Node) Close() error {
 	if !n.closed.CompareAndSwap(false, true) {
 		return nil
 	}
+	n.met.unregister()
 	n.transferLeadership(2 * time.Second)
 	n.cancel()
 	// Stop the gossip event loop before leaving: a tag update (the leader
@@ -333,16 +349,25 @@ func (n *Node) localReplicaID(id ring.ShardID) (uint64, bool) {
 type leaderSet struct {
 	mu      sync.Mutex
 	leading map[ring.ShardID]bool
+	last    map[ring.ShardID]uint64 // the last known leader replica of each shard
 	changed chan struct{}
 }
 
 func (l *leaderSet) init() {
 	l.leading = map[ring.ShardID]bool{}
+	l.last = map[ring.ShardID]uint64{}
 	l.changed = make(chan struct{}, 1)
 }
 
-func (l *leaderSet) update(id ring.ShardID, leading bool) {
+// update records shard id's leader as seen by the local replica: leaderID
+// is its replica id (0: none known) and leading whether it is the local
+// one. It reports whether a leader other than the last known one appeared.
+func (l *leaderSet) update(id ring.ShardID, leaderID uint64, leading bool) bool {
 	l.mu.Lock()
+	newLeader := leaderID != 0 && leaderID != l.last[id]
+	if leaderID != 0 {
+		l.last[id] = leaderID
+	}
 	if leading {
 		l.leading[id] = true
 	} else {
@@ -353,6 +378,7 @@ func (l *leaderSet) update(id ring.ShardID, leading bool) {
 	case l.changed <- struct{}{}:
 	default:
 	}
+	return newLeader
 }
 
 // led returns the shards led locally, sorted.

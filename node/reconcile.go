@@ -47,7 +47,9 @@ func (n *Node) reconcileOnce(ctx context.Context) {
 		}
 		return
 	}
-	n.placement.Store(p)
+	if old := n.placement.Swap(p); old == nil {
+		n.lg.Info("cluster ready", "cluster_id", p.clusterID, "members", len(n.ms.members()))
+	}
 	n.syncLocalReplicas(ctx, p)
 	nodes := n.ms.views(time.Now())
 	var led []ring.ShardID
@@ -91,7 +93,9 @@ func (n *Node) balanceLeaders(led []ring.ShardID, p *placement) {
 			if !ok || r.Node == n.cfg.Name || r.Role != RoleVoter || c+2 > len(led) {
 				continue
 			}
-			if err := n.nh.RequestLeaderTransfer(uint64(id), r.ID); err == nil {
+			err := n.nh.RequestLeaderTransfer(uint64(id), r.ID)
+			n.met.action(kindLeaderTransfer, err)
+			if err == nil {
 				n.lg.Info("leadership handed over for balance", "shard_id", id, "target", r.Node, "leading", len(led), "fair", fair)
 				return
 			}
@@ -129,6 +133,7 @@ func (n *Node) reconcileShard(ctx context.Context, id ring.ShardID, p *placement
 	for _, a := range Plan(in) {
 		n.lg.Info("placement action", "shard_id", id, "action", a.Kind.String(), "replica_id", a.Replica, "target", a.Node, "role", a.Role.String(), "reason", a.Reason)
 		changed, err := n.execute(ctx, id, a, m)
+		n.met.action(a.Kind.String(), err)
 		if err != nil {
 			return fmt.Errorf("%s: %w", a, err)
 		}

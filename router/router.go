@@ -11,6 +11,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/cavedb/cave/internal/peer"
 	"github.com/cavedb/cave/node"
 	"github.com/cavedb/cave/ring"
@@ -37,6 +39,9 @@ type Config struct {
 	Peers *peer.Pool
 	// Logger receives warnings about retries and forwards. Required.
 	Logger *slog.Logger
+	// Metrics registers the router's metrics (cave_router_*). Required;
+	// give each node its own registry, never the global one.
+	Metrics prometheus.Registerer
 	// Attempts is how many times an operation is tried when it fails
 	// without being applied (no leader yet, replica moving). Default 20.
 	Attempts int
@@ -63,6 +68,9 @@ func (c Config) Validate() error {
 	if c.Logger == nil {
 		errs = append(errs, errors.New("router: Logger must be set"))
 	}
+	if c.Metrics == nil {
+		errs = append(errs, errors.New("router: Metrics must be set"))
+	}
 	if c.Attempts < 1 {
 		errs = append(errs, fmt.Errorf("router: Attempts must be >= 1, got %d", c.Attempts))
 	}
@@ -81,14 +89,20 @@ type Router struct {
 	cfg Config
 	be  Backend
 	fw  *forwarder
+	met *metrics
 }
 
-// New returns a Router, or the error from cfg.Validate.
+// New returns a Router, or the error from cfg.Validate or from registering
+// its metrics.
 func New(cfg Config) (*Router, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Router{cfg: cfg, be: cfg.Backend, fw: &forwarder{peers: cfg.Peers}}, nil
+	met, err := newMetrics(cfg.Metrics)
+	if err != nil {
+		return nil, err
+	}
+	return &Router{cfg: cfg, be: cfg.Backend, fw: &forwarder{peers: cfg.Peers}, met: met}, nil
 }
 
 // Route returns the shard that owns key.
@@ -109,7 +123,7 @@ func (r *Router) Get(ctx context.Context, key string, stale bool) (*shard.KeyVal
 		return nil, err
 	}
 	var kv *shard.KeyValue
-	err = r.retry(ctx, func() error {
+	err = r.retry(ctx, opGet, func() error {
 		var err error
 		kv, err = r.getOnce(ctx, id, key, stale)
 		return err
@@ -132,6 +146,7 @@ func (r *Router) getOnce(ctx context.Context, id ring.ShardID, key string, stale
 		kv, _ := v.(*shard.KeyValue)
 		return kv, nil
 	}
+	r.met.forwards[opGet].Inc()
 	return r.fw.get(ctx, r.hosts(id), id, key, stale)
 }
 
@@ -145,7 +160,7 @@ func (r *Router) Put(ctx context.Context, key string, value []byte, prev *int64)
 	if prev != nil {
 		op.PrevRevision, op.HasPrevRevision = *prev, true
 	}
-	res, err := r.write(ctx, key, op)
+	res, err := r.write(ctx, opPut, key, op)
 	if err != nil {
 		return 0, err
 	}
@@ -164,7 +179,7 @@ func (r *Router) Delete(ctx context.Context, key string, prev *int64) (int64, er
 	if prev != nil {
 		op.PrevRevision, op.HasPrevRevision = *prev, true
 	}
-	res, err := r.write(ctx, key, op)
+	res, err := r.write(ctx, opDelete, key, op)
 	if err != nil {
 		return 0, err
 	}
@@ -179,18 +194,19 @@ func (r *Router) Delete(ctx context.Context, key string, prev *int64) (int64, er
 
 // write proposes one op to key's shard. It retries only errors that mean the
 // op was not applied, so a conditional write is never applied twice.
-func (r *Router) write(ctx context.Context, key string, op shard.Op) (shard.OpResult, error) {
+func (r *Router) write(ctx context.Context, kind opKind, key string, op shard.Op) (shard.OpResult, error) {
 	id, err := r.Route(ctx, key)
 	if err != nil {
 		return shard.OpResult{}, err
 	}
 	cmd := shard.EncodeCommand(nil, []shard.Op{op})
 	var res []shard.OpResult
-	err = r.retry(ctx, func() error {
+	err = r.retry(ctx, kind, func() error {
 		var err error
 		if r.be.HasReplica(id) {
 			res, err = r.be.Propose(ctx, id, cmd)
 		} else {
+			r.met.forwards[kind].Inc()
 			res, err = r.fw.propose(ctx, r.hosts(id), id, cmd)
 		}
 		return err
@@ -208,11 +224,15 @@ func (r *Router) write(ctx context.Context, key string, op shard.Op) (shard.OpRe
 }
 
 // retry runs f until it succeeds, fails with an error that is not
-// retryable, the attempts run out or ctx is done.
-func (r *Router) retry(ctx context.Context, f func() error) error {
+// retryable, the attempts run out or ctx is done. Each attempt after the
+// first counts in cave_router_retries_total under kind.
+func (r *Router) retry(ctx context.Context, kind opKind, f func() error) error {
 	delay := r.cfg.Backoff
 	var err error
 	for attempt := 0; attempt < r.cfg.Attempts; attempt++ {
+		if attempt > 0 {
+			r.met.retries[kind].Inc()
+		}
 		if err = f(); err == nil || !retryable(err) {
 			return err
 		}
@@ -256,7 +276,7 @@ func (r *Router) List(ctx context.Context, prefix, pageToken string, limit int, 
 	for _, id := range t.Shards() {
 		var items []ListItem
 		var m bool
-		err := r.retry(ctx, func() error {
+		err := r.retry(ctx, opList, func() error {
 			var err error
 			items, m, err = r.listShard(ctx, id, prefix, after, limit, stale)
 			return err
@@ -277,6 +297,7 @@ func (r *Router) List(ctx context.Context, prefix, pageToken string, limit int, 
 
 func (r *Router) listShard(ctx context.Context, id ring.ShardID, prefix, after string, limit int, stale bool) ([]ListItem, bool, error) {
 	if !r.be.HasReplica(id) {
+		r.met.forwards[opList].Inc()
 		return r.fw.list(ctx, r.hosts(id), id, prefix, after, limit, stale)
 	}
 	q := shard.ListQuery{Prefix: []byte(prefix), Limit: limit, KeysOnly: true}

@@ -260,3 +260,52 @@ func (l pebbleLogger) Fatalf(format string, args ...any) {
 	l.lg.Error("pebble fatal error", "detail", msg)
 	panic("pebble: " + msg)
 }
+
+// EngineMetrics are a few of Pebble's counters for the Store's database,
+// for a node's metrics.
+type EngineMetrics struct {
+	// DiskUsageBytes is the space the database takes on disk: tables, WAL,
+	// manifests and obsolete files not yet deleted.
+	DiskUsageBytes uint64
+	// MemTableBytes is the size of the memtables, flushing ones included.
+	MemTableBytes uint64
+	// Compactions and Flushes count the compactions and memtable flushes
+	// since the database was opened.
+	Compactions, Flushes int64
+	// ReadAmplification is the number of sublevels a point read may have
+	// to consult: L0 sublevels plus non-empty lower levels.
+	ReadAmplification int
+	// WALBytes is the live data in the write-ahead log files.
+	WALBytes uint64
+	// WALWrittenBytes counts the bytes written to the write-ahead log
+	// since the database was opened.
+	WALWrittenBytes uint64
+	// Tables is the number of sstables.
+	Tables int64
+	// BlockCacheBytes is the size of the block cache in use;
+	// BlockCacheHits and BlockCacheMisses count its lookups.
+	BlockCacheBytes, BlockCacheHits, BlockCacheMisses int64
+}
+
+// Metrics returns the database's engine metrics, or ErrClosed. It is cheap
+// enough to call on every metrics scrape.
+func (s *Store) Metrics() (EngineMetrics, error) {
+	if err := s.acquire(); err != nil {
+		return EngineMetrics{}, err
+	}
+	defer s.release()
+	m := s.db.Metrics()
+	return EngineMetrics{
+		DiskUsageBytes:    m.DiskSpaceUsage(),
+		MemTableBytes:     m.MemTable.Size,
+		Compactions:       m.Compact.Count,
+		Flushes:           m.Flush.Count,
+		ReadAmplification: m.ReadAmp(),
+		WALBytes:          m.WAL.Size,
+		WALWrittenBytes:   m.WAL.BytesWritten,
+		Tables:            m.Total().TablesCount,
+		BlockCacheBytes:   m.BlockCache.Size,
+		BlockCacheHits:    m.BlockCache.Hits,
+		BlockCacheMisses:  m.BlockCache.Misses,
+	}, nil
+}

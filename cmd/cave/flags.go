@@ -1,14 +1,18 @@
 package main
 
 import (
+	"flag"
 	"fmt"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
 	"github.com/urfave/cli/v2/altsrc"
+
+	"github.com/cavedb/cave/gateway"
 )
 
 // settings is the parsed command line: every flag, after applying
@@ -145,4 +149,126 @@ func advertised(addr, host string) string {
 	}
 	_, port, _ := net.SplitHostPort(addr)
 	return net.JoinHostPort(host, port)
+}
+
+// Where a setting's value came from, as /api/v1/system/config reports it.
+const (
+	sourceFlag    = "flag"
+	sourceEnv     = "env"
+	sourceFile    = "file"
+	sourceDefault = "default"
+	sourceMode    = "mode" // forced by --mode=dev
+)
+
+// metaSources is the cli.App.Metadata key under which loadSettings leaves
+// each flag's source, a map[string]string from flag name to source.
+const metaSources = "cave.sources"
+
+// loadSettings returns the app's Before hook: it applies the --config YAML
+// file to the flags not set on the command line or by env, and records the
+// source of every flag's value. urfave/cli reports only "set or not", so the
+// sources are told apart in two steps: before the file is applied, a set
+// flag came from the command line or from its CAVE_* variable (the command
+// line when its value differs from what the variable alone gives); after,
+// a flag that became set came from the file.
+func loadSettings(flags []cli.Flag) cli.BeforeFunc {
+	applyFile := altsrc.InitInputSourceWithContext(flags, altsrc.NewYamlSourceFromFlagFunc("config"))
+	return func(c *cli.Context) error {
+		src := map[string]string{}
+		fresh := map[string]cli.Flag{}
+		for _, f := range serverFlags() {
+			fresh[f.Names()[0]] = f
+		}
+		for _, f := range flags {
+			name := f.Names()[0]
+			_, envSet := os.LookupEnv(env(name)[0])
+			switch {
+			case envSet && c.IsSet(name) && currentValue(c, name) != envValue(fresh[name], name):
+				src[name] = sourceFlag
+			case envSet:
+				src[name] = sourceEnv
+			case c.IsSet(name):
+				src[name] = sourceFlag
+			}
+		}
+		if err := applyFile(c); err != nil {
+			return err
+		}
+		for _, f := range flags {
+			name := f.Names()[0]
+			if _, ok := src[name]; ok {
+				continue
+			}
+			if c.IsSet(name) {
+				src[name] = sourceFile
+			} else {
+				src[name] = sourceDefault
+			}
+		}
+		if c.App.Metadata == nil {
+			c.App.Metadata = map[string]any{}
+		}
+		c.App.Metadata[metaSources] = src
+		return nil
+	}
+}
+
+// currentValue returns flag name's value in c as text.
+func currentValue(c *cli.Context, name string) string {
+	if v, ok := c.Generic(name).(flag.Value); ok {
+		return v.String()
+	}
+	return ""
+}
+
+// envValue returns the value, as text, that f takes from its CAVE_*
+// variable alone: f, a fresh copy of the flag, is applied to an empty flag
+// set with no command line.
+func envValue(f cli.Flag, name string) string {
+	if f == nil {
+		return ""
+	}
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	if err := f.Apply(fs); err != nil {
+		return ""
+	}
+	if fl := fs.Lookup(name); fl != nil {
+		return fl.Value.String()
+	}
+	return ""
+}
+
+// configEntries returns the effective value and source of every flag in
+// the order of serverFlags, for /api/v1/system/config; the gateway redacts
+// secret ones. Values that parseSettings derives (the node name from the
+// hostname, dev mode's forced settings) are shown as derived.
+func configEntries(c *cli.Context, s settings) []gateway.ConfigEntry {
+	src, _ := c.App.Metadata[metaSources].(map[string]string)
+	effective := map[string]string{
+		"node-name": s.NodeName,
+		"data-dir":  s.DataDir,
+		"join":      strings.Join(s.Join, ","),
+		"bootstrap": strconv.FormatBool(s.Bootstrap),
+		"replicas":  strconv.Itoa(s.Replicas),
+		"insecure":  strconv.FormatBool(s.Insecure),
+	}
+	var out []gateway.ConfigEntry
+	for _, f := range serverFlags() {
+		name := f.Names()[0]
+		e := gateway.ConfigEntry{Name: name, Value: currentValue(c, name), Source: src[name]}
+		if v, ok := effective[name]; ok {
+			e.Value = v
+		}
+		if e.Source == "" {
+			e.Source = sourceDefault
+		}
+		if s.Mode == "dev" {
+			switch name {
+			case "bootstrap", "replicas", "insecure":
+				e.Source = sourceMode
+			}
+		}
+		out = append(out, e)
+	}
+	return out
 }

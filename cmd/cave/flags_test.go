@@ -7,7 +7,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	"github.com/urfave/cli/v2"
+
+	"github.com/cavedb/cave/gateway"
 )
 
 // parseArgs runs the cave app's flag handling on args and returns the
@@ -86,4 +90,79 @@ func TestJoinList(t *testing.T) {
 	if got := strings.Join(s.Join, " "); got != "a:1 b:2 c:3" {
 		t.Fatalf("join = %q", got)
 	}
+}
+
+// parseEntries runs the cave app's flag handling on args and returns what
+// /api/v1/system/config would show, by flag name.
+func parseEntries(t *testing.T, args ...string) map[string]gateway.ConfigEntry {
+	t.Helper()
+	app := newApp()
+	out := map[string]gateway.ConfigEntry{}
+	app.Action = func(c *cli.Context) error {
+		s, err := parseSettings(c)
+		if err != nil {
+			return err
+		}
+		for _, e := range configEntries(c, s) {
+			out[e.Name] = e
+		}
+		return nil
+	}
+	if err := app.Run(append([]string{"cave"}, args...)); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestConfigSources checks the value and source that /api/v1/system/config
+// shows for flags set each way, including a flag that overrides its env
+// variable and one whose env variable overrides the file.
+func TestConfigSources(t *testing.T) {
+	cfg := filepath.Join(t.TempDir(), "cave.yaml")
+	if err := os.WriteFile(cfg, []byte("mode: prod\ninsecure: true\nbootstrap: true\nshards: 7\ngrpc-addr: 127.0.0.1:1002\ndead-node-timeout: 9s\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("CAVE_SHARDS", "6")
+	t.Setenv("CAVE_HTTP_ADDR", "127.0.0.1:2001")
+	t.Setenv("CAVE_LOG_FORMAT", "json")
+	t.Setenv("CAVE_REPLICAS", "5")
+	got := parseEntries(t, "--config", cfg, "--http-addr", "127.0.0.1:3001", "--node-name", "n1",
+		"--join", "a:1,b:2", "--replicas", "5")
+	want := []gateway.ConfigEntry{
+		{Name: "config", Value: cfg, Source: sourceFlag},
+		{Name: "http-addr", Value: "127.0.0.1:3001", Source: sourceFlag},
+		{Name: "shards", Value: "6", Source: sourceEnv},
+		{Name: "log-format", Value: "json", Source: sourceEnv},
+		{Name: "grpc-addr", Value: "127.0.0.1:1002", Source: sourceFile},
+		{Name: "dead-node-timeout", Value: "9s", Source: sourceFile},
+		{Name: "mode", Value: "prod", Source: sourceFile},
+		{Name: "insecure", Value: "true", Source: sourceFile},
+		{Name: "raft-addr", Value: "127.0.0.1:8742", Source: sourceDefault},
+		{Name: "max-value-bytes", Value: "1048576", Source: sourceDefault},
+		{Name: "data-dir", Value: "cave-data", Source: sourceDefault},
+		{Name: "node-name", Value: "n1", Source: sourceFlag},
+		{Name: "join", Value: "a:1,b:2", Source: sourceFlag},
+		// The flag repeats the env value: either source is right, and the
+		// value is what matters.
+		{Name: "replicas", Value: "5", Source: sourceEnv},
+	}
+	for _, w := range want {
+		assert.Equal(t, w, got[w.Name], "setting %s", w.Name)
+	}
+	names := make([]string, 0, len(got))
+	for _, f := range serverFlags() {
+		names = append(names, f.Names()[0])
+		assert.Contains(t, got, f.Names()[0], "every flag is listed")
+	}
+	assert.Len(t, got, len(names))
+}
+
+func TestConfigSourcesDevMode(t *testing.T) {
+	got := parseEntries(t, "--mode", "dev", "--replicas", "3")
+	assert.Equal(t, gateway.ConfigEntry{Name: "replicas", Value: "1", Source: sourceMode}, got["replicas"], "dev mode forces one replica")
+	assert.Equal(t, gateway.ConfigEntry{Name: "insecure", Value: "true", Source: sourceMode}, got["insecure"])
+	assert.Equal(t, gateway.ConfigEntry{Name: "mode", Value: "dev", Source: sourceFlag}, got["mode"])
+	host, err := os.Hostname()
+	require.NoError(t, err)
+	assert.Equal(t, gateway.ConfigEntry{Name: "node-name", Value: host, Source: sourceDefault}, got["node-name"])
 }

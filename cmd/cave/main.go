@@ -12,16 +12,19 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/urfave/cli/v2"
-	"github.com/urfave/cli/v2/altsrc"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/cavedb/cave/gateway"
+	"github.com/cavedb/cave/internal/logbuf"
 	"github.com/cavedb/cave/internal/peer"
 	"github.com/cavedb/cave/node"
 	"github.com/cavedb/cave/router"
@@ -48,7 +51,7 @@ func newApp() *cli.App {
 		Usage:   "a distributed, sharded key-value database",
 		Version: version,
 		Flags:   flags,
-		Before:  altsrc.InitInputSourceWithContext(flags, altsrc.NewYamlSourceFromFlagFunc("config")),
+		Before:  loadSettings(flags),
 		Action:  run,
 		Commands: []*cli.Command{{
 			Name:  "version",
@@ -61,24 +64,49 @@ func newApp() *cli.App {
 	}
 }
 
-func newLogger(level, format string) (*slog.Logger, error) {
+// logBufferEntries is how many recent log records /api/v1/perf/logs keeps.
+const logBufferEntries = 2000
+
+// newLogger returns the node's logger: records at level or above go to
+// stderr in format and into the returned buffer behind /api/v1/perf/logs.
+func newLogger(level, format string) (*slog.Logger, *logbuf.Buffer, error) {
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("--log-level must be debug, info, warn or error, got %q", level)
+		return nil, nil, fmt.Errorf("--log-level must be debug, info, warn or error, got %q", level)
 	}
 	opts := &slog.HandlerOptions{Level: lv}
+	var out slog.Handler = slog.NewTextHandler(os.Stderr, opts)
 	if format == "json" {
-		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+		out = slog.NewJSONHandler(os.Stderr, opts)
 	}
-	return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+	buf := logbuf.NewBuffer(logBufferEntries)
+	return slog.New(logbuf.NewHandler(out, buf, lv)), buf, nil
+}
+
+// newRegistry returns the node's metrics registry with the Go runtime and
+// process collectors; every package registers its own metrics on it.
+func newRegistry() (*prometheus.Registry, error) {
+	reg := prometheus.NewRegistry()
+	if err := reg.Register(collectors.NewGoCollector()); err != nil {
+		return nil, err
+	}
+	if err := reg.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})); err != nil {
+		return nil, err
+	}
+	return reg, nil
 }
 
 func run(c *cli.Context) error {
+	started := time.Now()
 	s, err := parseSettings(c)
 	if err != nil {
 		return err
 	}
-	lg, err := newLogger(s.LogLevel, s.LogFormat)
+	lg, logs, err := newLogger(s.LogLevel, s.LogFormat)
+	if err != nil {
+		return err
+	}
+	reg, err := newRegistry()
 	if err != nil {
 		return err
 	}
@@ -112,13 +140,13 @@ func run(c *cli.Context) error {
 	ncfg.Shards = s.Shards
 	ncfg.Replicas = s.Replicas
 	ncfg.DeadNodeTimeout = s.DeadNodeTimeout
-	ncfg.Logger = lg
+	ncfg.Logger, ncfg.Metrics = lg, reg
 	nd, err := node.New(ncfg, peers)
 	if err != nil {
 		return err
 	}
 	rcfg := router.DefaultConfig()
-	rcfg.Backend, rcfg.Peers, rcfg.Logger = nd, peers, lg
+	rcfg.Backend, rcfg.Peers, rcfg.Logger, rcfg.Metrics = nd, peers, lg, reg
 	rt, err := router.New(rcfg)
 	if err != nil {
 		nd.Close()
@@ -127,6 +155,14 @@ func run(c *cli.Context) error {
 	gcfg := gateway.DefaultConfig()
 	gcfg.Router, gcfg.Cluster, gcfg.Peer, gcfg.Logger = rt, nd, router.NewPeerServer(nd, nd), lg
 	gcfg.MaxValueBytes = s.MaxValueBytes
+	gcfg.Metrics, gcfg.Gatherer, gcfg.Logs = reg, reg, logs
+	dataDir, err := filepath.Abs(s.DataDir)
+	if err != nil {
+		dataDir = s.DataDir
+	}
+	gcfg.System = gateway.SystemInfo{Version: version, Commit: commit, BuildDate: date, Mode: s.Mode,
+		Insecure: s.Insecure, DataDir: dataDir, Started: started}
+	gcfg.Settings = configEntries(c, s)
 	gw, err := gateway.New(gcfg)
 	if err != nil {
 		nd.Close()

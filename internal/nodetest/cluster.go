@@ -35,10 +35,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/cavedb/cave/gateway"
+	"github.com/cavedb/cave/internal/logbuf"
 	"github.com/cavedb/cave/internal/peer"
 	"github.com/cavedb/cave/node"
 	"github.com/cavedb/cave/ring"
@@ -446,20 +449,33 @@ func (c *Cluster) start(m *member, httpLn, grpcLn net.Listener) error {
 	ncfg.Replicas = c.set.replicas
 	ncfg.DeadNodeTimeout = c.set.deadNodeTimeout
 	ncfg.ReconcileInterval = c.set.reconcileInterval
-	ncfg.Logger = m.lg
+	// As cmd/cave does: one registry per running node, and logs teed into
+	// the buffer behind /api/v1/perf/logs.
+	reg := prometheus.NewRegistry()
+	if err := reg.Register(collectors.NewGoCollector()); err != nil {
+		return fail(err, peers.Close)
+	}
+	if err := reg.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})); err != nil {
+		return fail(err, peers.Close)
+	}
+	logs := logbuf.NewBuffer(2000)
+	lg := slog.New(logbuf.NewHandler(m.lg.Handler(), logs, c.set.logLevel))
+	ncfg.Logger, ncfg.Metrics = lg, reg
 	nd, err := node.New(ncfg, peers)
 	if err != nil {
 		return fail(err, peers.Close)
 	}
 	rcfg := router.DefaultConfig()
-	rcfg.Backend, rcfg.Peers, rcfg.Logger = nd, peers, m.lg
+	rcfg.Backend, rcfg.Peers, rcfg.Logger, rcfg.Metrics = nd, peers, lg, reg
 	rt, err := router.New(rcfg)
 	if err != nil {
 		return fail(err, nd.Close, peers.Close)
 	}
 	gcfg := gateway.DefaultConfig()
-	gcfg.Router, gcfg.Cluster, gcfg.Peer, gcfg.Logger = rt, nd, router.NewPeerServer(nd, nd), m.lg
+	gcfg.Router, gcfg.Cluster, gcfg.Peer, gcfg.Logger = rt, nd, router.NewPeerServer(nd, nd), lg
 	gcfg.MaxValueBytes = c.set.maxValueBytes
+	gcfg.Metrics, gcfg.Gatherer, gcfg.Logs = reg, reg, logs
+	gcfg.System = gateway.SystemInfo{Version: "test", Commit: "test", BuildDate: "test", Mode: "test", Insecure: true, DataDir: m.dir}
 	gw, err := gateway.New(gcfg)
 	if err != nil {
 		return fail(err, nd.Close, peers.Close)

@@ -10,6 +10,9 @@
 // Environment:
 //
 //	CAVE_E2E_BINARY     use this prebuilt cave binary instead of building ./cmd/cave
-//	CAVE_E2E_ARTIFACTS  copy node logs and porcupine visualisations of failed tests here
+//	CAVE_E2E_ARTIFACTS  copy node logs and porcupine visualisations of failed tests here,
+//	                    and the screenshots of TestUI (else they go to a temp dir it logs)
+//	CAVE_E2E_CHROMIUM   the browser for TestUI (default: chromium on PATH; with CI=true a
+//	                    missing browser fails the test, otherwise it skips)
 //	CAVE_E2E_SEED       repeat a randomised run
 package e2e
