@@ -30,6 +30,9 @@ var (
 	// ErrNotInitialized is returned while the cluster metadata is not yet
 	// readable on this node (joining, or bootstrap still in progress).
 	ErrNotInitialized = errors.New("node: cluster metadata not available yet")
+	// ErrBadMetaKey is returned by MetaGet, MetaList and MetaWrite for a key
+	// outside the namespaces other packages may use. Nothing was applied.
+	ErrBadMetaKey = errors.New("node: meta key outside the exported namespaces")
 )
 
 // translate turns a dragonboat error into one of the sentinels above. It is
