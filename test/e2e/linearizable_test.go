@@ -176,65 +176,52 @@ func (w *linClient) put(base, key string, node int, prev *int64) bool {
 	return err == nil || (status == 412 && prev != nil)
 }
 
-// TestKillLeaderLinearizable runs concurrent puts, gets and conditional puts
-// on a few keys against random nodes of a 3-node cluster while the node that
-// leads the most shards is killed with SIGKILL and restarted with the same
-// command line; it then checks the history with porcupine, including a final
-// read of every key, so no acknowledged write may be lost.
-func TestKillLeaderLinearizable(t *testing.T) {
-	const (
-		nodes      = 3
-		shards     = 4
-		numClients = 6
-		maxOps     = 1500                  // per client
-		minGap     = 15 * time.Millisecond // per client: at most ~65 ops/s
-		numKeys    = 8
-	)
-	start := time.Now()
-	c := newProcCluster(t, nodes, withShards(shards), withReplicas(3))
-	rc := newRESTClient(3 * time.Second)
-	defer rc.close()
-	c.WaitShards(rc, 60*time.Second, fullyReplicated(shards, 3))
-	t.Logf("cluster ready after %v", time.Since(start).Round(time.Millisecond))
+// linWorkload sizes the load of a linearizability test.
+type linWorkload struct {
+	clients int           // concurrent REST clients
+	maxOps  int           // per client
+	minGap  time.Duration // per client, between operations
+	keys    int           // distinct keys: few, so operations conflict
+	bound   time.Duration // hard bound on the load phase
+}
 
+// defaultWorkload keeps each client near 65 ops/s on 8 keys: enough
+// conflicts to make porcupine's check meaningful, few enough unknown
+// outcomes for it to finish.
+var defaultWorkload = linWorkload{clients: 6, maxOps: 1500, minGap: 15 * time.Millisecond, keys: 8, bound: 60 * time.Second}
+
+// runLinearizable runs concurrent puts, gets and conditional puts of w
+// against random nodes of c while faults injects failures (pause waits on
+// the load's clock), then reads every key through a node that answers and
+// checks that no acknowledged write was lost and, with porcupine, that the
+// whole history is linearizable. The load stops when faults returns.
+func runLinearizable(t *testing.T, c *procCluster, rc *restClient, w linWorkload, faults func(pause func(time.Duration))) {
+	t.Helper()
 	seed := testSeed(t)
-	keys := make([]string, numKeys)
+	keys := make([]string, w.keys)
 	for i := range keys {
 		keys[i] = fmt.Sprintf("e2e/lin/k%d", i)
 	}
 	h := newHistory()
-	ctx, stop := context.WithTimeout(t.Context(), 45*time.Second) // hard bound on the load
+	ctx, stop := context.WithTimeout(t.Context(), w.bound)
 	defer stop()
 	var wg sync.WaitGroup
-	for i := 0; i < numClients; i++ {
-		w := &linClient{id: i, c: c, rc: rc, h: h, keys: keys,
+	for i := 0; i < w.clients; i++ {
+		lc := &linClient{id: i, c: c, rc: rc, h: h, keys: keys,
 			rng: rand.New(rand.NewPCG(seed, uint64(i))), lastRev: map[string]int64{}}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			w.run(ctx, maxOps, minGap)
+			lc.run(ctx, w.maxOps, w.minGap)
 		}()
 	}
-
 	pause := func(d time.Duration) { // fault-injection schedule, not a wait for a condition
 		select {
 		case <-ctx.Done():
 		case <-time.After(d):
 		}
 	}
-	pause(3 * time.Second)
-	ss, err := rc.shards(c.URL(1))
-	require.NoError(t, err, "GET /api/v1/cluster/shards")
-	leaders := leaderCounts(ss)
-	victim := c.Index(busiest(leaders))
-	require.NotZero(t, victim, "no leader in %s", describeShards(ss))
-	t.Logf("leaders per node %v; kill -9 %s at %v", leaders, c.Name(victim), time.Since(h.t0).Round(time.Millisecond))
-	c.Kill9(victim)
-	pause(4 * time.Second)
-	t.Logf("restarting %s at %v", c.Name(victim), time.Since(h.t0).Round(time.Millisecond))
-	c.Restart(victim)
-	c.WaitReady(victim, 30*time.Second)
-	pause(3 * time.Second)
+	faults(pause)
 	stop()
 	wg.Wait()
 	loadEnd := time.Since(h.t0)
@@ -247,7 +234,7 @@ func TestKillLeaderLinearizable(t *testing.T) {
 		var out kvOutput
 		n := i
 		err := poll(t.Context(), 30*time.Second, 100*time.Millisecond, func() (bool, error) {
-			node := 1 + n%nodes
+			node := 1 + n%c.N()
 			n++
 			call := h.now()
 			val, rev, found, err := rc.get(c.URL(node), key, false)
@@ -257,7 +244,7 @@ func TestKillLeaderLinearizable(t *testing.T) {
 				return false, nil
 			}
 			out = kvOutput{OK: found, Value: string(val), Rev: rev}
-			h.add(numClients, call, ret, kvInput{Kind: opGet, Key: key}, out)
+			h.add(w.clients, call, ret, kvInput{Kind: opGet, Key: key}, out)
 			return true, nil
 		})
 		if !assert.NoError(t, err, "final read of %s", key) {
@@ -309,6 +296,71 @@ func TestKillLeaderLinearizable(t *testing.T) {
 	case porcupine.Unknown:
 		t.Errorf("porcupine could not decide within 60s (%d ops, %d unknown outcome): inconclusive", len(ops), len(h.unknown))
 	}
+}
+
+// TestKillLeaderLinearizable kills the node that leads the most shards of
+// a 3-node cluster with SIGKILL under concurrent load and restarts it with
+// the same command line; the history must be linearizable and no
+// acknowledged write may be lost.
+func TestKillLeaderLinearizable(t *testing.T) {
+	const shards = 4
+	start := time.Now()
+	c := newProcCluster(t, 3, withShards(shards), withReplicas(3))
+	rc := newRESTClient(3 * time.Second)
+	defer rc.close()
+	c.WaitShards(rc, 60*time.Second, fullyReplicated(shards, 3))
+	t.Logf("cluster ready after %v", time.Since(start).Round(time.Millisecond))
+
+	runLinearizable(t, c, rc, defaultWorkload, func(pause func(time.Duration)) {
+		pause(3 * time.Second)
+		ss, err := rc.shards(c.URL(1))
+		require.NoError(t, err, "GET /api/v1/cluster/shards")
+		leaders := leaderCounts(ss)
+		victim := c.Index(busiest(leaders))
+		require.NotZero(t, victim, "no leader in %s", describeShards(ss))
+		t.Logf("leaders per node %v; kill -9 %s", leaders, c.Name(victim))
+		c.Kill9(victim)
+		pause(4 * time.Second)
+		t.Logf("restarting %s", c.Name(victim))
+		c.Restart(victim)
+		c.WaitReady(victim, 30*time.Second)
+		pause(3 * time.Second)
+	})
+	t.Logf("total %v", time.Since(start).Round(time.Millisecond))
+}
+
+// TestRollingRestartLinearizable restarts every node of a 3-node cluster in
+// turn with SIGTERM, as a rolling upgrade does, under concurrent load: each
+// node hands its leaderships over before it exits and comes back with the
+// same command line. The history must be linearizable, no acknowledged
+// write may be lost, every graceful stop must finish promptly, and the
+// replica sets must be whole again at the end (a restart must not shrink
+// them).
+func TestRollingRestartLinearizable(t *testing.T) {
+	const shards = 4
+	start := time.Now()
+	c := newProcCluster(t, 3, withShards(shards), withReplicas(3))
+	rc := newRESTClient(3 * time.Second)
+	defer rc.close()
+	c.WaitShards(rc, 60*time.Second, fullyReplicated(shards, 3))
+	t.Logf("cluster ready after %v", time.Since(start).Round(time.Millisecond))
+
+	runLinearizable(t, c, rc, defaultWorkload, func(pause func(time.Duration)) {
+		pause(2 * time.Second)
+		for i := 1; i <= c.N(); i++ {
+			took := c.Stop(i, 15*time.Second)
+			t.Logf("SIGTERM %s: exited in %v", c.Name(i), took.Round(time.Millisecond))
+			assert.Less(t, took, 10*time.Second, "graceful stop of %s", c.Name(i))
+			pause(time.Second)
+			c.Restart(i)
+			c.WaitReady(i, 30*time.Second)
+			// Let the restarted node catch up before the next one goes, as
+			// an operator waits for /ready and a healthy cluster.
+			c.WaitShards(rc, 30*time.Second, fullyReplicated(shards, 3))
+			pause(time.Second)
+		}
+	})
+	c.WaitShards(rc, 30*time.Second, fullyReplicated(shards, 3))
 	t.Logf("total %v", time.Since(start).Round(time.Millisecond))
 }
 
