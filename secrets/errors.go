@@ -27,4 +27,14 @@ var (
 	// keyring was rotated elsewhere after this one was opened: reopen it
 	// from the stored WrappedKeyring and retry.
 	ErrUnknownKey = errors.New("secrets: unknown data key")
+
+	// ErrBadKeyring is returned by Manager methods when the stored keyring
+	// is malformed or its data keys do not open under its cluster key; the
+	// error also matches ErrCorrupt. Only an operator can repair it.
+	ErrBadKeyring = errors.New("secrets: stored keyring is corrupt")
+
+	// ErrConflict is returned by Manager.Rotate when the stored keyring
+	// kept changing under it (other rotations at the same time) for all
+	// of its attempts. This call rotated nothing; retry.
+	ErrConflict = errors.New("secrets: keyring changed concurrently")
 )
