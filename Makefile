@@ -9,9 +9,10 @@ STATICCHECK_VERSION := v0.8.2
 .DEFAULT_GOAL := build
 .PHONY: build run test test-unit test-e2e lint fmt clean
 
-## build: static cave binary in bin/
+## build: static cave and kvctl binaries in bin/
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/cave ./cmd/cave
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/kvctl ./cmd/kvctl
 
 ## run: one development node on the default ports, data in ./cave-data
 run: build

@@ -14,6 +14,7 @@ import (
 
 	"github.com/cavedb/cave/node"
 	"github.com/cavedb/cave/router"
+	"github.com/cavedb/cave/secrets"
 )
 
 // toStatus chooses the gRPC status for an error from the router or node.
@@ -41,6 +42,14 @@ func toStatus(lg *slog.Logger, err error) error {
 		return status.Error(codes.DeadlineExceeded, "deadline exceeded")
 	case errors.Is(err, context.Canceled):
 		return status.Error(codes.Canceled, "request canceled")
+	case errors.Is(err, secrets.ErrWrongKEK), errors.Is(err, secrets.ErrBadKEK):
+		return status.Error(codes.FailedPrecondition, "this node's key-encryption key does not open the cluster keyring; the operator must start it with the cluster's --kek-file")
+	case errors.Is(err, secrets.ErrConflict):
+		return status.Error(codes.Aborted, "the keyring was rotated concurrently; retry")
+	case errors.Is(err, secrets.ErrUnknownKey):
+		return status.Error(codes.FailedPrecondition, "the value is sealed under a data key the cluster keyring does not hold")
+	case errors.Is(err, secrets.ErrCorrupt) && !errors.Is(err, secrets.ErrBadKeyring):
+		return status.Error(codes.FailedPrecondition, "the stored value is not an intact secret for this key (altered, or copied from another key)")
 	}
 	lg.Error("internal error", "err", err)
 	return status.Error(codes.Internal, "internal error")

@@ -9,6 +9,7 @@ import (
 
 	kvv1 "github.com/cavedb/cave/proto/cave/kv/v1"
 	"github.com/cavedb/cave/router"
+	"github.com/cavedb/cave/secrets"
 )
 
 // kvService implements cave.kv.v1.KV over the router. REST requests reach
@@ -18,7 +19,8 @@ type kvService struct {
 	kvv1.UnimplementedKVServer
 	r             *router.Router
 	lg            *slog.Logger
-	maxValueBytes int
+	maxValueBytes int // of the plaintext; a secret's envelope may add secrets.EnvelopeOverhead
+	secrets       *secrets.Manager
 }
 
 func invalid(format string, args ...any) error {
@@ -32,9 +34,6 @@ func (s *kvService) Get(ctx context.Context, req *kvv1.GetRequest) (*kvv1.GetRes
 	if err := validateKey(req.Key); err != nil {
 		return nil, invalid("%v", err)
 	}
-	if req.Secret {
-		return nil, status.Error(codes.Unimplemented, "secret values are not supported by this version")
-	}
 	switch req.Format {
 	case "", "raw", "json":
 	default:
@@ -44,7 +43,11 @@ func (s *kvService) Get(ctx context.Context, req *kvv1.GetRequest) (*kvv1.GetRes
 	if err != nil {
 		return nil, toStatus(s.lg, err)
 	}
-	return &kvv1.GetResponse{Key: req.Key, Value: kv.Value, CreateRevision: kv.CreateRevision,
+	value, err := s.unseal(ctx, req.Key, kv.Value, req.Secret)
+	if err != nil {
+		return nil, err
+	}
+	return &kvv1.GetResponse{Key: req.Key, Value: value, CreateRevision: kv.CreateRevision,
 		ModRevision: kv.ModRevision, Version: kv.Version}, nil
 }
 
@@ -56,13 +59,14 @@ func (s *kvService) Put(ctx context.Context, req *kvv1.PutRequest) (*kvv1.PutRes
 	if len(req.Value) > s.maxValueBytes {
 		return nil, status.Errorf(codes.ResourceExhausted, "value is %d bytes, the limit is %d (--max-value-bytes)", len(req.Value), s.maxValueBytes)
 	}
-	if req.Secret {
-		return nil, status.Error(codes.Unimplemented, "secret values are not supported by this version")
-	}
 	if req.PrevRevision != nil && *req.PrevRevision < 0 {
 		return nil, invalid("prev_revision must be >= 0, got %d", *req.PrevRevision)
 	}
-	rev, err := s.r.Put(ctx, req.Key, req.Value, req.PrevRevision)
+	value, err := s.seal(ctx, req.Key, req.Value, req.Secret)
+	if err != nil {
+		return nil, err
+	}
+	rev, err := s.r.Put(ctx, req.Key, value, req.PrevRevision)
 	if err != nil {
 		return nil, toStatus(s.lg, err)
 	}

@@ -21,8 +21,8 @@ var requestBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25
 
 // metrics are the gateway's request metrics. gRPC calls are counted by the
 // unary interceptor; REST calls by the HTTP middleware only: grpc-gateway
-// calls the service methods directly (RegisterKVHandlerServer), so a REST
-// call never passes the interceptor and is counted exactly once.
+// calls the services in process through localConn, which runs the access
+// check but not this interceptor, so a REST call is counted exactly once.
 type metrics struct {
 	grpcRequests *prometheus.CounterVec   // method, code
 	grpcSeconds  *prometheus.HistogramVec // method, code

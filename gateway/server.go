@@ -5,6 +5,7 @@ package gateway
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -22,11 +23,16 @@ import (
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
 
+	"github.com/cavedb/cave/auth"
 	"github.com/cavedb/cave/gateway/apidocs"
+	authv1 "github.com/cavedb/cave/proto/cave/auth/v1"
 	clusterv1 "github.com/cavedb/cave/proto/cave/cluster/v1"
 	kvv1 "github.com/cavedb/cave/proto/cave/kv/v1"
 	peerv1 "github.com/cavedb/cave/proto/cave/peer/v1"
+	secretsv1 "github.com/cavedb/cave/proto/cave/secrets/v1"
 	"github.com/cavedb/cave/router"
+	"github.com/cavedb/cave/secrets"
+	"github.com/cavedb/cave/tlsconfig"
 	"github.com/cavedb/cave/ui"
 )
 
@@ -59,10 +65,25 @@ type Config struct {
 	// Settings is the effective configuration served, secrets redacted, by
 	// /api/v1/system/config.
 	Settings []ConfigEntry
+	// TLS, when set, is the node's certificate material (--tls-*). The gRPC
+	// port then requires a client certificate from the cluster CA on every
+	// connection and admits only node certificates to the Peer service
+	// (router.NodeOnlyUnary); the HTTP port serves HTTPS and verifies a
+	// client certificate when one is sent (callers with a bearer token may
+	// come without). Nil serves plain gRPC and HTTP (--insecure, dev mode).
+	// Certificates follow TLS.Reload at the next handshake.
+	TLS *tlsconfig.Source
+	// Secrets configures secret=true values and the Secrets service.
+	// Required.
+	Secrets SecretsConfig
+	// Auth configures access control, the Auth service and the audit log.
+	Auth AuthConfig
 }
 
 // DefaultConfig returns a Config with the optional fields set.
-func DefaultConfig() Config { return Config{MaxValueBytes: 1 << 20} }
+func DefaultConfig() Config {
+	return Config{MaxValueBytes: 1 << 20, Auth: AuthConfig{Failures: auth.DefaultLimiterConfig()}}
+}
 
 // Validate reports every problem with c.
 func (c Config) Validate() error {
@@ -76,6 +97,7 @@ func (c Config) Validate() error {
 	if c.MaxValueBytes < 1 || c.MaxValueBytes > 64<<20 {
 		errs = append(errs, fmt.Errorf("gateway: --max-value-bytes must be in [1, %d], got %d", 64<<20, c.MaxValueBytes))
 	}
+	errs = append(errs, c.Secrets.Validate(), c.Auth.Validate())
 	return errors.Join(errs...)
 }
 
@@ -85,6 +107,8 @@ type Server struct {
 	grpc   *grpc.Server
 	http   *http.Server
 	health *health.Server
+	authz  *authz
+	stop   context.CancelFunc // ends the background loops Serve starts
 	wg     sync.WaitGroup
 }
 
@@ -97,11 +121,33 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("gateway: register metrics: %w", err)
 	}
-	kv := &kvService{r: cfg.Router, lg: cfg.Logger, maxValueBytes: cfg.MaxValueBytes}
+	scfg := secrets.DefaultManagerConfig()
+	scfg.Store, scfg.KEK, scfg.Logger = metaKeyring{cfg.Secrets.Meta}, cfg.Secrets.KEK, cfg.Logger
+	keys, err := secrets.NewManager(scfg)
+	if err != nil {
+		return nil, err
+	}
+	kv := &kvService{r: cfg.Router, lg: cfg.Logger, maxValueBytes: cfg.MaxValueBytes, secrets: keys}
+	sec := &secretsService{m: keys, lg: cfg.Logger}
 	cl := &clusterService{view: cfg.Cluster, lg: cfg.Logger}
-	gs := grpc.NewServer(grpc.MaxRecvMsgSize(cfg.MaxValueBytes+64<<10), grpc.ChainUnaryInterceptor(met.unary))
-	kvv1.RegisterKVServer(gs, kv)
-	clusterv1.RegisterClusterServer(gs, cl)
+	z, err := newAuthz(cfg.Auth, cfg.Logger)
+	if err != nil {
+		return nil, err
+	}
+	gopts := []grpc.ServerOption{grpc.MaxRecvMsgSize(cfg.MaxValueBytes + 64<<10),
+		grpc.ChainUnaryInterceptor(met.unary, z.unary), grpc.ChainStreamInterceptor(z.stream)}
+	if cfg.TLS != nil {
+		gopts = append(gopts, grpc.Creds(cfg.TLS.Credentials(tls.RequireAndVerifyClientCert)),
+			grpc.ChainUnaryInterceptor(router.NodeOnlyUnary()), grpc.ChainStreamInterceptor(router.NodeOnlyStream()))
+	}
+	gs := grpc.NewServer(gopts...)
+	// Every public service is registered through local, so that REST
+	// reaches it through the same access check as gRPC (authconn.go).
+	local := &localConn{intercept: z.unary, methods: map[string]localMethod{}}
+	local.register(gs, &kvv1.KV_ServiceDesc, kv)
+	local.register(gs, &clusterv1.Cluster_ServiceDesc, cl)
+	local.register(gs, &secretsv1.Secrets_ServiceDesc, sec)
+	local.register(gs, &authv1.Auth_ServiceDesc, &authService{z: z, lg: cfg.Logger})
 	peerv1.RegisterPeerServer(gs, cfg.Peer)
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(gs, hs)
@@ -109,16 +155,22 @@ func New(cfg Config) (*Server, error) {
 
 	mux := newRESTMux()
 	ctx := context.Background()
-	if err := kvv1.RegisterKVHandlerServer(ctx, mux, kv); err != nil {
+	if err := kvv1.RegisterKVHandlerClient(ctx, mux, kvv1.NewKVClient(local)); err != nil {
 		return nil, err
 	}
-	if err := clusterv1.RegisterClusterHandlerServer(ctx, mux, cl); err != nil {
+	if err := clusterv1.RegisterClusterHandlerClient(ctx, mux, clusterv1.NewClusterClient(local)); err != nil {
+		return nil, err
+	}
+	if err := secretsv1.RegisterSecretsHandlerClient(ctx, mux, secretsv1.NewSecretsClient(local)); err != nil {
+		return nil, err
+	}
+	if err := authv1.RegisterAuthHandlerClient(ctx, mux, authv1.NewAuthClient(local)); err != nil {
 		return nil, err
 	}
 	if cfg.System.Started.IsZero() {
 		cfg.System.Started = time.Now()
 	}
-	s := &Server{cfg: cfg, grpc: gs, health: hs}
+	s := &Server{cfg: cfg, grpc: gs, health: hs, authz: z}
 	root := http.NewServeMux()
 	root.HandleFunc("GET /api/v1/health", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
@@ -136,10 +188,14 @@ func New(cfg Config) (*Server, error) {
 	root.Handle("/ui/", ui.Handler()) // web UI; http.ServeMux redirects /ui to /ui/
 	root.Handle("/", rewriteKV(cfg.MaxValueBytes, mux))
 	s.http = &http.Server{
-		Handler:           met.instrument(withoutPathCleaning(root, rewriteKV(cfg.MaxValueBytes, mux))),
+		Handler:           met.instrument(z.httpMiddleware(withoutPathCleaning(root, rewriteKV(cfg.MaxValueBytes, mux)))),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
+	}
+	if cfg.TLS != nil {
+		s.http.TLSConfig = cfg.TLS.ServerConfig(tls.VerifyClientCertIfGiven)
+		s.http.TLSConfig.NextProtos = []string{"h2", "http/1.1"}
 	}
 	return s, nil
 }
@@ -162,6 +218,10 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 		writeError(w, status.New(codes.Unavailable, "not ready: "+err.Error()))
 		return
 	}
+	if s.authz.enabled && s.authz.policy.snapshot().rev == 0 {
+		writeError(w, status.New(codes.Unavailable, "not ready: the access policy is not loaded yet"))
+		return
+	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 }
 
@@ -171,10 +231,16 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-// Serve starts serving gRPC on grpcLn and HTTP on httpLn in the
-// background. Serving errors are logged; Shutdown stops both.
+// Serve starts serving gRPC on grpcLn and HTTP (HTTPS with Config.TLS) on
+// httpLn in the background. Serving errors are logged; Shutdown stops both.
 func (s *Server) Serve(httpLn, grpcLn net.Listener) {
-	s.wg.Add(2)
+	ctx, stop := context.WithCancel(context.Background())
+	s.stop = stop
+	s.wg.Add(3)
+	go func() {
+		defer s.wg.Done()
+		s.authz.policy.run(ctx, s.authz.policyCreated)
+	}()
 	go func() {
 		defer s.wg.Done()
 		if err := s.grpc.Serve(grpcLn); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
@@ -183,7 +249,11 @@ func (s *Server) Serve(httpLn, grpcLn net.Listener) {
 	}()
 	go func() {
 		defer s.wg.Done()
-		if err := s.http.Serve(httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		serve := s.http.Serve
+		if s.http.TLSConfig != nil {
+			serve = func(ln net.Listener) error { return s.http.ServeTLS(ln, "", "") }
+		}
+		if err := serve(httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.cfg.Logger.Error("http server stopped", "err", err)
 		}
 	}()
@@ -203,6 +273,9 @@ func (s *Server) Shutdown(ctx context.Context) {
 	case <-done:
 	case <-ctx.Done():
 		s.grpc.Stop()
+	}
+	if s.stop != nil {
+		s.stop()
 	}
 	s.wg.Wait()
 }

@@ -37,9 +37,16 @@ type Config struct {
 	// Bootstrap creates a new cluster when DataDir holds no Raft state
 	// (--bootstrap). With existing state it is a no-op.
 	Bootstrap bool
-	// Join lists gossip addresses of existing members (--join). Ignored when
-	// DataDir already holds state and the gossip snapshot knows peers.
+	// Join lists addresses of existing members (--join): their gossip
+	// addresses, or with TLS their gRPC addresses, which the node asks for
+	// the gossip address and key (see TLS). Ignored when DataDir already
+	// holds state and the gossip snapshot knows peers.
 	Join []string
+	// TLS, when its files are set, secures node-to-node traffic: the Raft
+	// transport uses mutual TLS with these files, and gossip is encrypted
+	// with a cluster key (see TLSFiles). Zero means plain Raft and gossip
+	// (--insecure, dev mode).
+	TLS TLSFiles
 	// Shards is the number of data shards created at bootstrap (--shards).
 	// Default 4. Ignored after bootstrap.
 	Shards int
@@ -64,6 +71,30 @@ type Config struct {
 	// Required; give each node its own registry, never the global one.
 	Metrics prometheus.Registerer
 }
+
+// TLSFiles are the node's PEM files (--tls-ca, --tls-cert, --tls-key).
+//
+// With them, dragonboat's Raft transport requires and verifies a
+// certificate from the CA on both ends and checks that the certificate of
+// the node it dials names the host of that node's --raft-addr (so node
+// certificates carry every host peers dial). Dragonboat reads the files
+// once, when the node starts: a renewed certificate reaches the Raft
+// transport at the next restart, while the gRPC and HTTP ports reload it
+// on SIGHUP.
+//
+// Gossip is then encrypted with a 32-byte key that the bootstrap node (a
+// node started with no --join and no key) generates into DataDir/gossip.key
+// (mode 0600). A node that joins with no key asks a member given in --join,
+// over the gRPC port with its node certificate (Peer.JoinInfo), for the key
+// and the member's gossip address, and keeps the key in its own data dir;
+// a restarted node reuses its file. Until it has the key, the joining node
+// gossips under a random key nobody shares, so it talks to no one.
+type TLSFiles struct {
+	CAFile, CertFile, KeyFile string
+}
+
+// enabled reports whether TLS is configured.
+func (f TLSFiles) enabled() bool { return f.CAFile != "" }
 
 // Expert holds Raft engine settings. The defaults come from measurements on
 // a 2-core machine (DESIGN §7); change them only with a benchmark in hand.
@@ -157,6 +188,9 @@ func (c Config) Validate() error {
 	}
 	if e.SnapshotEntries == 0 || e.LogDBShards == 0 || e.EngineShards == 0 {
 		bad("snapshot entries, logdb shards and engine shards must be > 0")
+	}
+	if t := c.TLS; t.enabled() && (t.CertFile == "" || t.KeyFile == "") || !t.enabled() && (t.CertFile != "" || t.KeyFile != "") {
+		bad("--tls-ca, --tls-cert and --tls-key must be set together")
 	}
 	if c.Logger == nil {
 		bad("Logger must be set")

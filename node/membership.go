@@ -1,21 +1,28 @@
 package node
 
 import (
+	"bytes"
 	"context"
+	"crypto/rand"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/memberlist"
 	"github.com/hashicorp/serf/serf"
 
 	"github.com/cavedb/cave/node/internal/dblog"
+	peerv1 "github.com/cavedb/cave/proto/cave/peer/v1"
 	"github.com/cavedb/cave/ring"
 )
 
@@ -59,6 +66,7 @@ type membership struct {
 	lg     *slog.Logger
 	serf   *serf.Serf
 	events chan serf.Event
+	keys   *gossipKeys // nil when gossip is not encrypted (no TLS)
 
 	mu        sync.Mutex // guards downSince and tags
 	downSince map[string]time.Time
@@ -88,7 +96,16 @@ func startMembership(n *Node, cfg Config, lg *slog.Logger) (*membership, error) 
 		ml.AdvertiseAddr = host
 	}
 	ml.Logger = dblog.StdLogger(lg.With("component", "memberlist"))
+	var keys *gossipKeys
+	if cfg.TLS.enabled() {
+		keys, err = openGossipKeys(filepath.Join(cfg.DataDir, gossipKeyFile), len(cfg.Join) == 0, lg)
+		if err != nil {
+			return nil, err
+		}
+		ml.Keyring = keys.ring
+	}
 	m := &membership{
+		keys:      keys,
 		n:         n,
 		lg:        lg,
 		events:    make(chan serf.Event, 256),
@@ -177,16 +194,25 @@ func (m *membership) run(ctx context.Context) {
 }
 
 // joinLoop joins the gossip pool through addrs, retrying every two seconds
-// until one member answers or ctx is done.
+// until one member answers or ctx is done. With encrypted gossip, addrs are
+// gRPC addresses: each is asked for its gossip address (and the key, if
+// this node lacks it) first.
 func (m *membership) joinLoop(ctx context.Context, addrs []string) {
 	if len(addrs) == 0 {
 		return
 	}
 	for {
-		n, err := m.serf.Join(addrs, true)
-		if err == nil && n > 0 {
-			m.lg.Info("joined cluster", "via", strings.Join(addrs, ","), "members", m.serf.NumNodes())
-			return
+		gossip, err := addrs, error(nil)
+		if m.keys != nil {
+			gossip, err = m.joinInfo(ctx, addrs)
+		}
+		if err == nil {
+			var n int
+			n, err = m.serf.Join(gossip, true)
+			if err == nil && n > 0 {
+				m.lg.Info("joined cluster", "via", strings.Join(addrs, ","), "members", m.serf.NumNodes())
+				return
+			}
 		}
 		m.lg.Warn("join failed, retrying", "via", strings.Join(addrs, ","), "err", err)
 		select {
@@ -292,4 +318,171 @@ func (m *membership) hasMeta(name string) bool {
 		}
 	}
 	return false
+}
+
+// gossipKeyFile is the name of the gossip key's file in the data dir.
+const gossipKeyFile = "gossip.key"
+
+// gossipKeyBytes is the length of the gossip key: AES-256.
+const gossipKeyBytes = 32
+
+// joinInfoTimeout bounds one Peer.JoinInfo call.
+const joinInfoTimeout = 5 * time.Second
+
+// gossipKeys is the gossip keyring and its file. Until the cluster's key is
+// known (a joining node before its first JoinInfo answer), the keyring
+// holds a random key shared with nobody.
+type gossipKeys struct {
+	ring  *memberlist.Keyring
+	path  string
+	lg    *slog.Logger
+	known atomic.Bool
+
+	installMu sync.Mutex // serialises install
+}
+
+// openGossipKeys loads the key from path. When the file is missing it
+// generates and writes a new key if generate is set (a node that starts a
+// cluster), and otherwise starts with an unshared random key for install
+// to replace.
+func openGossipKeys(path string, generate bool, lg *slog.Logger) (*gossipKeys, error) {
+	k := &gossipKeys{path: path, lg: lg}
+	key, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		if len(key) != gossipKeyBytes {
+			return nil, fmt.Errorf("node: gossip key file %s holds %d bytes, want %d", path, len(key), gossipKeyBytes)
+		}
+		k.known.Store(true)
+	case errors.Is(err, fs.ErrNotExist):
+		key = make([]byte, gossipKeyBytes)
+		if _, err := rand.Read(key); err != nil {
+			return nil, fmt.Errorf("node: generate gossip key: %w", err)
+		}
+		if generate {
+			if err := writeKeyFile(path, key); err != nil {
+				return nil, err
+			}
+			k.known.Store(true)
+			lg.Info("gossip key generated", "file", path)
+		}
+	default:
+		return nil, fmt.Errorf("node: read gossip key: %w", err)
+	}
+	ring, err := memberlist.NewKeyring(nil, key)
+	if err != nil {
+		return nil, fmt.Errorf("node: gossip keyring: %w", err)
+	}
+	k.ring = ring
+	return k, nil
+}
+
+// writeKeyFile creates path with mode 0600 holding key, durably. It never
+// replaces an existing file.
+func writeKeyFile(path string, key []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("node: write gossip key: %w", err)
+	}
+	_, err = f.Write(key)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("node: write gossip key: %w", err)
+	}
+	return nil
+}
+
+// current returns the cluster's gossip key, or nil while it is not known.
+func (k *gossipKeys) current() []byte {
+	if !k.known.Load() {
+		return nil
+	}
+	return k.ring.GetPrimaryKey()
+}
+
+// install makes key, learned from a member, the gossip key: it is written
+// to the data dir first, then replaces the unshared key in the keyring. A
+// node that already knows the key keeps its own; a member answering with a
+// different one is reported.
+func (k *gossipKeys) install(key []byte) error {
+	if len(key) != gossipKeyBytes {
+		return fmt.Errorf("node: member sent a gossip key of %d bytes, want %d", len(key), gossipKeyBytes)
+	}
+	k.installMu.Lock()
+	defer k.installMu.Unlock()
+	old := k.ring.GetPrimaryKey()
+	if k.known.Load() {
+		if !bytes.Equal(old, key) {
+			return errors.New("node: member uses a different gossip key than this node's " + gossipKeyFile)
+		}
+		return nil
+	}
+	if err := writeKeyFile(k.path, key); err != nil {
+		return err
+	}
+	if err := k.ring.AddKey(key); err != nil {
+		return fmt.Errorf("node: gossip keyring: %w", err)
+	}
+	if err := k.ring.UseKey(key); err != nil {
+		return fmt.Errorf("node: gossip keyring: %w", err)
+	}
+	if err := k.ring.RemoveKey(old); err != nil {
+		return fmt.Errorf("node: gossip keyring: %w", err)
+	}
+	k.known.Store(true)
+	k.lg.Info("gossip key received", "file", k.path)
+	return nil
+}
+
+// joinInfo asks each gRPC address in addrs for its gossip address, and for
+// the gossip key while this node lacks it. It returns the gossip addresses
+// of the members that answered, or why none did.
+func (m *membership) joinInfo(ctx context.Context, addrs []string) ([]string, error) {
+	var gossip []string
+	var errs []error
+	for _, addr := range addrs {
+		conn, err := m.n.peers.Conn(addr)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", addr, err))
+			continue
+		}
+		cctx, cancel := context.WithTimeout(ctx, joinInfoTimeout)
+		resp, err := peerv1.NewPeerClient(conn).JoinInfo(cctx, &peerv1.JoinInfoRequest{})
+		cancel()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("join info from %s (with TLS, --join names gRPC addresses): %w", addr, err))
+			continue
+		}
+		if err := m.keys.install(resp.GossipKey); err != nil {
+			errs = append(errs, fmt.Errorf("join info from %s: %w", addr, err))
+			continue
+		}
+		gossip = append(gossip, resp.GossipAddr)
+	}
+	if len(gossip) == 0 {
+		return nil, errors.Join(errs...)
+	}
+	return gossip, nil
+}
+
+// JoinInfo returns this node's advertised gossip address and the gossip key
+// (nil when gossip is not encrypted), for a node that joins through this
+// one. It fails with ErrNotReady while this node has not learned the key
+// itself. The caller must hand the key only to authenticated nodes.
+func (n *Node) JoinInfo() (string, []byte, error) {
+	lm := n.ms.serf.LocalMember()
+	addr := net.JoinHostPort(lm.Addr.String(), strconv.Itoa(int(lm.Port)))
+	if n.ms.keys == nil {
+		return addr, nil, nil
+	}
+	key := n.ms.keys.current()
+	if key == nil {
+		return "", nil, fmt.Errorf("%w: this node has not received the gossip key yet", ErrNotReady)
+	}
+	return addr, key, nil
 }

@@ -92,6 +92,10 @@ func New(cfg Config, peers *peer.Pool) (*Node, error) {
 		RaftAddress:       cfg.RaftAddr,
 		ListenAddress:     cfg.RaftListenAddr,
 		RaftEventListener: n,
+		MutualTLS:         cfg.TLS.enabled(),
+		CAFile:            cfg.TLS.CAFile,
+		CertFile:          cfg.TLS.CertFile,
+		KeyFile:           cfg.TLS.KeyFile,
 		Expert: config.ExpertConfig{
 			LogDB:  logdb,
 			Engine: config.EngineConfig{ExecShards: es, CommitShards: es, ApplyShards: es, SnapshotShards: es, CloseShards: es},
@@ -124,7 +128,8 @@ func New(cfg Config, peers *peer.Pool) (*Node, error) {
 		n.Close()
 		return nil, fmt.Errorf("node: register metrics: %w", err)
 	}
-	lg.Info("node started", "raft_addr", cfg.RaftAddr, "gossip_addr", cfg.GossipAddr, "data_dir", cfg.DataDir, "bootstrap", bootstrap)
+	lg.Info("node started", "raft_addr", cfg.RaftAddr, "gossip_addr", cfg.GossipAddr, "data_dir", cfg.DataDir, "bootstrap", bootstrap,
+		"raft_tls", cfg.TLS.enabled(), "gossip_encrypted", n.ms.keys != nil)
 	return n, nil
 }
 

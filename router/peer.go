@@ -129,18 +129,35 @@ type ReplicaStarter interface {
 	StartReplica(ctx context.Context, id ring.ShardID, rid uint64, learner bool) error
 }
 
-// PeerServer is the server side of the peer protocol. It runs every call on
-// the local replica only and never forwards again, so a request crosses at
-// most one hop.
-type PeerServer struct {
-	peerv1.UnimplementedPeerServer
-	be      Backend
-	starter ReplicaStarter
+// JoinInfoSource tells joining nodes how to enter the gossip pool;
+// *node.Node implements it.
+type JoinInfoSource interface {
+	// JoinInfo returns the advertised gossip address and the gossip key
+	// (nil when gossip is not encrypted). It fails with node.ErrNotReady
+	// while the key is not known yet.
+	JoinInfo() (gossipAddr string, key []byte, err error)
 }
 
-// NewPeerServer returns the peer service backed by be and starter.
-func NewPeerServer(be Backend, starter ReplicaStarter) *PeerServer {
-	return &PeerServer{be: be, starter: starter}
+// LocalNode is what the peer service asks of the local node beyond its
+// replicas; *node.Node implements it.
+type LocalNode interface {
+	ReplicaStarter
+	JoinInfoSource
+}
+
+// PeerServer is the server side of the peer protocol. It runs every call on
+// the local replica only and never forwards again, so a request crosses at
+// most one hop. Who may call it is decided by the gRPC server it is
+// registered on (see NodeOnlyUnary).
+type PeerServer struct {
+	peerv1.UnimplementedPeerServer
+	be Backend
+	nd LocalNode
+}
+
+// NewPeerServer returns the peer service backed by be and nd.
+func NewPeerServer(be Backend, nd LocalNode) *PeerServer {
+	return &PeerServer{be: be, nd: nd}
 }
 
 // Propose implements peerv1.PeerServer.
@@ -190,7 +207,7 @@ func (s *PeerServer) List(ctx context.Context, req *peerv1.ListRequest) (*peerv1
 
 // StartReplica implements peerv1.PeerServer.
 func (s *PeerServer) StartReplica(ctx context.Context, req *peerv1.StartReplicaRequest) (*peerv1.StartReplicaResponse, error) {
-	if err := s.starter.StartReplica(ctx, ring.ShardID(req.ShardId), req.ReplicaId, req.Learner); err != nil {
+	if err := s.nd.StartReplica(ctx, ring.ShardID(req.ShardId), req.ReplicaId, req.Learner); err != nil {
 		if errors.Is(err, node.ErrReplicaConflict) {
 			return nil, status.Error(codes.FailedPrecondition, err.Error())
 		}
@@ -207,4 +224,13 @@ func (s *PeerServer) Stats(ctx context.Context, req *peerv1.StatsRequest) (*peer
 	}
 	st := v.(shard.Stats)
 	return &peerv1.StatsResponse{Keys: st.Keys, Bytes: st.Bytes}, nil
+}
+
+// JoinInfo implements peerv1.PeerServer.
+func (s *PeerServer) JoinInfo(context.Context, *peerv1.JoinInfoRequest) (*peerv1.JoinInfoResponse, error) {
+	addr, key, err := s.nd.JoinInfo()
+	if err != nil {
+		return nil, status.Error(codes.Unavailable, err.Error())
+	}
+	return &peerv1.JoinInfoResponse{GossipAddr: addr, GossipKey: key}, nil
 }

@@ -35,6 +35,15 @@ type settings struct {
 	LogLevel        string
 	LogFormat       string
 	Insecure        bool
+	// TLSCA, TLSCert and TLSKey are the node's PEM files (--tls-*); all
+	// three are set in prod mode unless Insecure, and none otherwise.
+	TLSCA, TLSCert, TLSKey string
+	// KEKFile is the key-encryption key file (--kek-file) that wraps the
+	// secrets keyring; required in prod mode unless Insecure.
+	KEKFile string
+	// AuditLog is where the audit log goes (--audit-log): a file, "-" for
+	// stdout, or "" for none.
+	AuditLog string
 }
 
 // env returns the environment variable that sets flag name.
@@ -65,14 +74,19 @@ func serverFlags() []cli.Flag {
 		str("gossip-addr", "127.0.0.1:8743", "HOST:PORT for serf gossip (membership)"),
 		str("advertise-host", "", "host peers dial when it differs from the listen addresses' host"),
 		flag("bootstrap", "create a new cluster if the data dir is empty (a no-op when it has data)"),
-		altsrc.NewStringSliceFlag(&cli.StringSliceFlag{Name: "join", Usage: "gossip HOST:PORT of any member to join through; repeat or comma-separate", EnvVars: env("join")}),
+		altsrc.NewStringSliceFlag(&cli.StringSliceFlag{Name: "join", Usage: "HOST:PORT of any member to join through, repeat or comma-separate: its gRPC address with TLS (the node learns the gossip address and key from it), its gossip address with --insecure", EnvVars: env("join")}),
 		num("shards", 4, "number of data shards created at bootstrap"),
 		num("replicas", 3, "replication factor of data shards (capped by the number of nodes)"),
-		num("max-value-bytes", 1<<20, "largest value accepted, in bytes"),
+		num("max-value-bytes", 1<<20, "largest value accepted, in bytes (for secret=true, of the plaintext; the stored envelope is 37 bytes longer)"),
 		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "dead-node-timeout", Value: 5 * time.Minute, Usage: "how long a node may be gone before its replicas are re-created elsewhere", EnvVars: env("dead-node-timeout")}),
 		str("log-level", "info", "debug, info, warn or error"),
 		str("log-format", "text", "text or json"),
-		flag("insecure", "run a prod node without TLS and access control (TLS is not available in this version, so prod requires it)"),
+		flag("insecure", "run a prod node without TLS and access control on any port (prod needs either this or --tls-ca, --tls-cert and --tls-key)"),
+		str("tls-ca", "", "PEM file of the cluster CA: peers and clients must present certificates it signed (see `cave certs`)"),
+		str("tls-cert", "", "PEM file of this node's certificate (`cave certs node`), presented on every port; reloaded on SIGHUP and when it changes"),
+		str("tls-key", "", "PEM file of this node's private key"),
+		str("kek-file", "", "file with the 32-byte key-encryption key of secret=true values (raw, 64 hex digits or base64; mode 0600; e.g. openssl rand -hex 32); the same on every node; required in prod without --insecure"),
+		str("audit-log", "", "write an audit line (JSON) for every write, delete, admin and auth call and every refusal to this file (appended, mode 0600), or - for stdout"),
 	}
 }
 
@@ -96,14 +110,13 @@ func parseSettings(c *cli.Context) (settings, error) {
 		LogLevel:        c.String("log-level"),
 		LogFormat:       c.String("log-format"),
 		Insecure:        c.Bool("insecure"),
+		TLSCA:           c.String("tls-ca"),
+		TLSCert:         c.String("tls-cert"),
+		TLSKey:          c.String("tls-key"),
+		KEKFile:         c.String("kek-file"),
+		AuditLog:        c.String("audit-log"),
 	}
-	for _, j := range c.StringSlice("join") {
-		for _, part := range strings.Split(j, ",") {
-			if part = strings.TrimSpace(part); part != "" {
-				s.Join = append(s.Join, part)
-			}
-		}
-	}
+	s.Join = splitList(c.StringSlice("join"))
 	if s.NodeName == "" {
 		h, err := os.Hostname()
 		if err != nil {
@@ -116,6 +129,9 @@ func parseSettings(c *cli.Context) (settings, error) {
 	}
 	switch s.Mode {
 	case "dev":
+		if s.tlsSet() {
+			return s, fmt.Errorf("--mode=dev runs without TLS; leave out --tls-ca, --tls-cert and --tls-key, or use --mode=prod")
+		}
 		s.Bootstrap = true
 		s.Replicas = 1
 		s.Insecure = true
@@ -123,11 +139,17 @@ func parseSettings(c *cli.Context) (settings, error) {
 		if !s.Bootstrap && len(s.Join) == 0 {
 			return s, fmt.Errorf("--mode=prod needs --bootstrap (new cluster) or --join HOST:PORT (existing cluster); for a single development node use --mode=dev")
 		}
-		if !s.Insecure {
-			return s, fmt.Errorf("--mode=prod needs --insecure: TLS is not available in this version")
+		switch {
+		case s.Insecure && s.tlsSet():
+			return s, fmt.Errorf("--insecure turns TLS off; leave out --tls-ca, --tls-cert and --tls-key, or drop --insecure")
+		case !s.Insecure && (s.TLSCA == "" || s.TLSCert == "" || s.TLSKey == ""):
+			return s, fmt.Errorf("--mode=prod needs --tls-ca, --tls-cert and --tls-key (create them with `cave certs`), or --insecure to run without TLS and access control")
 		}
 	default:
 		return s, fmt.Errorf("--mode must be dev or prod, got %q", s.Mode)
+	}
+	if s.Mode == "prod" && !s.Insecure && s.KEKFile == "" {
+		return s, fmt.Errorf("--mode=prod needs --kek-file: the key-encryption key of secret values, the same file on every node (create one with: (umask 077; openssl rand -hex 32 > kek.hex))")
 	}
 	for flag, addr := range map[string]string{"--http-addr": s.HTTPAddr, "--grpc-addr": s.GRPCAddr, "--raft-addr": s.RaftAddr, "--gossip-addr": s.GossipAddr} {
 		if _, _, err := net.SplitHostPort(addr); err != nil {
@@ -141,6 +163,9 @@ func parseSettings(c *cli.Context) (settings, error) {
 	}
 	return s, nil
 }
+
+// tlsSet reports whether any --tls-* file is given.
+func (s settings) tlsSet() bool { return s.TLSCA != "" || s.TLSCert != "" || s.TLSKey != "" }
 
 // advertised returns addr with its host replaced by host when host is set.
 func advertised(addr, host string) string {

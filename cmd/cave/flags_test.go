@@ -67,7 +67,10 @@ func TestBadSettings(t *testing.T) {
 		want string
 	}{
 		{[]string{"--mode", "prod", "--insecure"}, "needs --bootstrap"},
-		{[]string{"--mode", "prod", "--bootstrap"}, "needs --insecure"},
+		{[]string{"--mode", "prod", "--bootstrap"}, "needs --tls-ca, --tls-cert and --tls-key"},
+		{[]string{"--mode", "prod", "--bootstrap", "--tls-ca", "ca.crt", "--tls-cert", "n1.crt"}, "needs --tls-ca, --tls-cert and --tls-key"},
+		{[]string{"--mode", "prod", "--bootstrap", "--insecure", "--tls-ca", "ca.crt"}, "--insecure turns TLS off"},
+		{[]string{"--mode", "dev", "--tls-cert", "n1.crt"}, "--mode=dev runs without TLS"},
 		{[]string{"--mode", "staging"}, "--mode must be dev or prod"},
 		{[]string{"--mode", "dev", "--http-addr", "nonsense"}, "--http-addr must be HOST:PORT"},
 		{[]string{"--mode", "dev", "--log-format", "xml"}, "--log-format must be text or json"},
@@ -165,4 +168,18 @@ func TestConfigSourcesDevMode(t *testing.T) {
 	host, err := os.Hostname()
 	require.NoError(t, err)
 	assert.Equal(t, gateway.ConfigEntry{Name: "node-name", Value: host, Source: sourceDefault}, got["node-name"])
+}
+
+// TestTLSSettings checks that the --tls-* files come from flags, CAVE_TLS_*
+// and the YAML file, and that they make a prod node secure.
+func TestTLSSettings(t *testing.T) {
+	cfg := filepath.Join(t.TempDir(), "cave.yaml")
+	require.NoError(t, os.WriteFile(cfg, []byte("tls-key: /file/n1.key\n"), 0o600))
+	t.Setenv("CAVE_TLS_CERT", "/env/n1.crt")
+	s, err := parseArgs(t, "--config", cfg, "--mode", "prod", "--bootstrap", "--tls-ca", "/flag/ca.crt", "--kek-file", "kek.hex")
+	require.NoError(t, err)
+	assert.Equal(t, "/flag/ca.crt", s.TLSCA)
+	assert.Equal(t, "/env/n1.crt", s.TLSCert)
+	assert.Equal(t, "/file/n1.key", s.TLSKey)
+	assert.False(t, s.Insecure)
 }

@@ -1,8 +1,9 @@
 // Command cave runs one node of a cave cluster.
 //
-//	cave --mode=dev                                  # one node in ./cave-data
-//	cave --mode=prod --insecure --bootstrap ...      # first node of a cluster
-//	cave --mode=prod --insecure --join HOST:PORT ... # every other node
+//	cave --mode=dev                                    # one node in ./cave-data
+//	cave certs init --dir certs                        # the cluster CA; then certs node, certs client
+//	cave --mode=prod --tls-ca ... --bootstrap ...      # first node of a cluster
+//	cave --mode=prod --tls-ca ... --join HOST:PORT ... # every other node
 package main
 
 import (
@@ -21,13 +22,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/urfave/cli/v2"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/cavedb/cave/gateway"
 	"github.com/cavedb/cave/internal/logbuf"
 	"github.com/cavedb/cave/internal/peer"
 	"github.com/cavedb/cave/node"
 	"github.com/cavedb/cave/router"
+	"github.com/cavedb/cave/secrets"
 )
 
 // Set by the linker: -X main.version=... -X main.commit=... -X main.date=...
@@ -53,7 +54,7 @@ func newApp() *cli.App {
 		Flags:   flags,
 		Before:  loadSettings(flags),
 		Action:  run,
-		Commands: []*cli.Command{{
+		Commands: []*cli.Command{certsCommand(), {
 			Name:  "version",
 			Usage: "print the version, commit, build date and Go version",
 			Action: func(*cli.Context) error {
@@ -115,6 +116,23 @@ func run(c *cli.Context) error {
 	} else if s.Insecure {
 		lg.Warn("insecure mode: no TLS and no access control on any port")
 	}
+	tlsSrc, err := loadTLS(s, lg)
+	if err != nil {
+		return err
+	}
+	auditLog, closeAudit, err := openAudit(s.AuditLog, lg)
+	if err != nil {
+		return err
+	}
+	defer closeAudit()
+	var kek []byte
+	if s.KEKFile != "" {
+		if kek, err = secrets.LoadKEKFile(s.KEKFile); err != nil {
+			return err
+		}
+	} else {
+		lg.Warn("no --kek-file: secret values are encrypted under a key derived from the cluster id, which protects nothing")
+	}
 	httpLn, err := net.Listen("tcp", s.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("--http-addr: %w", err)
@@ -123,7 +141,7 @@ func run(c *cli.Context) error {
 	if err != nil {
 		return fmt.Errorf("--grpc-addr: %w", err)
 	}
-	peers := peer.New(grpc.WithTransportCredentials(insecure.NewCredentials()))
+	peers := peer.New(peer.TransportCredentials(tlsSrc), grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(s.MaxValueBytes+64<<10)))
 	defer peers.Close()
 
 	ncfg := node.DefaultConfig()
@@ -136,6 +154,7 @@ func run(c *cli.Context) error {
 	ncfg.HTTPAddr = advertised(s.HTTPAddr, s.AdvertiseHost)
 	ncfg.GRPCAddr = advertised(s.GRPCAddr, s.AdvertiseHost)
 	ncfg.Bootstrap = s.Bootstrap
+	ncfg.TLS = node.TLSFiles{CAFile: s.TLSCA, CertFile: s.TLSCert, KeyFile: s.TLSKey}
 	ncfg.Join = s.Join
 	ncfg.Shards = s.Shards
 	ncfg.Replicas = s.Replicas
@@ -163,13 +182,28 @@ func run(c *cli.Context) error {
 	gcfg.System = gateway.SystemInfo{Version: version, Commit: commit, BuildDate: date, Mode: s.Mode,
 		Insecure: s.Insecure, DataDir: dataDir, Started: started}
 	gcfg.Settings = configEntries(c, s)
+	gcfg.TLS = tlsSrc
+	// Access control is on exactly when TLS is: dev mode and --insecure
+	// stay open, as their startup warning says.
+	gcfg.Auth.Enabled, gcfg.Auth.Meta, gcfg.Auth.Audit = tlsSrc != nil, nd, auditLog
+	gcfg.Secrets = gateway.SecretsConfig{Meta: nd, KEK: gateway.DevKEK(nd)}
+	if kek != nil {
+		gcfg.Secrets.KEK = func(context.Context) ([]byte, error) { return kek, nil }
+	}
 	gw, err := gateway.New(gcfg)
 	if err != nil {
 		nd.Close()
 		return err
 	}
 	gw.Serve(httpLn, grpcLn)
-	lg.Info("serving", "node", s.NodeName, "mode", s.Mode, "http", "http://"+httpLn.Addr().String()+"/api/v1",
+	scheme := "http://"
+	if tlsSrc != nil {
+		scheme = "https://"
+		reloadCtx, stopReload := context.WithCancel(context.Background())
+		defer stopReload()
+		go reloadTLS(reloadCtx, tlsSrc, lg)
+	}
+	lg.Info("serving", "node", s.NodeName, "mode", s.Mode, "tls", tlsSrc != nil, "http", scheme+httpLn.Addr().String()+"/api/v1",
 		"grpc", grpcLn.Addr().String(), "raft", s.RaftAddr, "gossip", s.GossipAddr)
 
 	sig := make(chan os.Signal, 1)

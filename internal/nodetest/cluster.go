@@ -24,6 +24,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -37,9 +38,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
+	"github.com/cavedb/cave/audit"
 	"github.com/cavedb/cave/gateway"
 	"github.com/cavedb/cave/internal/logbuf"
 	"github.com/cavedb/cave/internal/peer"
@@ -59,6 +61,11 @@ type settings struct {
 	maxValueBytes     int
 	logLevel          slog.Level
 	timeout           time.Duration
+	kek               func(node string) []byte
+	snapshotEntries   uint64
+	acl               bool
+	audit             io.Writer
+	tls               bool
 }
 
 func defaultSettings() settings {
@@ -103,6 +110,27 @@ func WithMaxValueBytes(n int) Option { return func(s *settings) { s.maxValueByte
 // WithLogLevel sets the level of the nodes' logs. Default slog.LevelInfo.
 func WithLogLevel(l slog.Level) Option { return func(s *settings) { s.logLevel = l } }
 
+// WithSnapshotEntries sets how many applied entries make a replica take a
+// snapshot and compact its Raft log (node.Expert.SnapshotEntries), so that
+// tests can put snapshots on disk with few writes. Default:
+// node.DefaultConfig's, 10000.
+func WithSnapshotEntries(n uint64) Option { return func(s *settings) { s.snapshotEntries = n } }
+
+// WithKEK sets the key-encryption key of each node's secrets keyring
+// (--kek-file): kek returns it for the node named node ("node-<i>"), or nil
+// for the default. Default: gateway.DevKEK, derived from the cluster id.
+func WithKEK(kek func(node string) []byte) Option { return func(s *settings) { s.kek = kek } }
+
+// WithACL turns access control on (gateway.AuthConfig.Enabled): callers
+// authenticate with bearer tokens from Token and, with WithTLS, with client
+// certificates from ClientTLS (ClientTLS(gateway.RootUser) is an
+// administrator). Default off, as in dev mode.
+func WithACL() Option { return func(s *settings) { s.acl = true } }
+
+// WithAuditLog makes every node write its audit log (--audit-log) to w,
+// which must be safe for concurrent use. Default: no audit log.
+func WithAuditLog(w io.Writer) Option { return func(s *settings) { s.audit = w } }
+
 // WithTimeout sets how long NewCluster, AddNode, Restart and the Wait
 // helpers wait before failing the test. Default 60s.
 func WithTimeout(d time.Duration) Option { return func(s *settings) { s.timeout = d } }
@@ -114,6 +142,8 @@ type Cluster struct {
 	set  settings
 	base string // parent of the nodes' data dirs
 	sink *logSink
+	// certs is the TLS material with WithTLS, else nil. Set by NewCluster.
+	certs *certs
 
 	mu      sync.Mutex // guards members and the running state of each
 	members []*member
@@ -135,6 +165,7 @@ type member struct {
 	node   *node.Node
 	router *router.Router
 	gw     *gateway.Server
+	audit  *audit.Logger
 }
 
 // NewCluster starts n nodes, node 0 with Bootstrap and the others joining
@@ -156,6 +187,9 @@ func NewCluster(t testing.TB, n int, opts ...Option) *Cluster {
 	// TempDir first: its removal must run after the cluster is closed, and
 	// cleanups run last registered first.
 	c := &Cluster{t: t, set: s, base: t.TempDir(), sink: &logSink{t: t}}
+	if s.tls {
+		c.certs = newCerts(t, c.base)
+	}
 	t.Cleanup(c.sink.stop)
 	t.Cleanup(c.closeAll)
 	start := time.Now()
@@ -239,10 +273,26 @@ func (c *Cluster) Router(i int) *router.Router {
 	return m.router
 }
 
+// Gateway returns node i's gateway server. It fails the test if node i is
+// not running.
+func (c *Cluster) Gateway(i int) *gateway.Server {
+	c.t.Helper()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	m := c.memberLocked(i)
+	if m.gw == nil {
+		c.t.Fatalf("nodetest: %s is not running", m.name)
+	}
+	return m.gw
+}
+
 // HTTPURL returns the base URL of node i's REST API, "http://HOST:PORT"
 // (append "/api/v1/..."). It stays the same across restarts.
 func (c *Cluster) HTTPURL(i int) string {
 	c.t.Helper()
+	if c.certs != nil {
+		return "https://" + c.member(i).httpAddr
+	}
 	return "http://" + c.member(i).httpAddr
 }
 
@@ -251,6 +301,14 @@ func (c *Cluster) HTTPURL(i int) string {
 func (c *Cluster) GRPCAddr(i int) string {
 	c.t.Helper()
 	return c.member(i).grpcAddr
+}
+
+// DataDir returns node i's data directory (Pebble, Raft log, snapshots).
+// It stays the same across restarts; read it only while the node is
+// stopped if the content matters.
+func (c *Cluster) DataDir(i int) string {
+	c.t.Helper()
+	return c.member(i).dir
 }
 
 func (c *Cluster) member(i int) *member {
@@ -415,14 +473,19 @@ func freeAddrs() (raft, gossip string, err error) {
 }
 
 // start runs m's node, router and gateway on the given listeners, joining
-// through the gossip addresses of the other running members. On error it
-// closes what it opened, the listeners included.
+// through the gossip addresses of the other running members (their gRPC
+// addresses with WithTLS). On error it closes what it opened, the listeners
+// included.
 func (c *Cluster) start(m *member, httpLn, grpcLn net.Listener) error {
 	var join []string
 	c.mu.Lock()
 	for _, o := range c.members {
 		if o != m && o.node != nil {
-			join = append(join, o.gossipAddr)
+			if c.certs != nil {
+				join = append(join, o.grpcAddr)
+			} else {
+				join = append(join, o.gossipAddr)
+			}
 		}
 	}
 	c.mu.Unlock()
@@ -435,8 +498,15 @@ func (c *Cluster) start(m *member, httpLn, grpcLn net.Listener) error {
 		return err
 	}
 
-	peers := peer.New(grpc.WithTransportCredentials(insecure.NewCredentials()))
+	tlsSrc, err := c.certs.source(m.lg)
+	if err != nil {
+		return fail(err)
+	}
+	peers := peer.New(peer.TransportCredentials(tlsSrc))
 	ncfg := node.DefaultConfig()
+	if c.certs != nil {
+		ncfg.TLS = c.certs.files()
+	}
 	ncfg.Name = m.name
 	ncfg.DataDir = m.dir
 	ncfg.RaftAddr = m.raftAddr
@@ -449,6 +519,10 @@ func (c *Cluster) start(m *member, httpLn, grpcLn net.Listener) error {
 	ncfg.Replicas = c.set.replicas
 	ncfg.DeadNodeTimeout = c.set.deadNodeTimeout
 	ncfg.ReconcileInterval = c.set.reconcileInterval
+	if c.set.snapshotEntries > 0 {
+		ncfg.Expert.SnapshotEntries = c.set.snapshotEntries
+		ncfg.Expert.CompactionOverhead = min(ncfg.Expert.CompactionOverhead, c.set.snapshotEntries/2)
+	}
 	// As cmd/cave does: one registry per running node, and logs teed into
 	// the buffer behind /api/v1/perf/logs.
 	reg := prometheus.NewRegistry()
@@ -475,24 +549,66 @@ func (c *Cluster) start(m *member, httpLn, grpcLn net.Listener) error {
 	gcfg.Router, gcfg.Cluster, gcfg.Peer, gcfg.Logger = rt, nd, router.NewPeerServer(nd, nd), lg
 	gcfg.MaxValueBytes = c.set.maxValueBytes
 	gcfg.Metrics, gcfg.Gatherer, gcfg.Logs = reg, reg, logs
-	gcfg.System = gateway.SystemInfo{Version: "test", Commit: "test", BuildDate: "test", Mode: "test", Insecure: true, DataDir: m.dir}
+	gcfg.System = gateway.SystemInfo{Version: "test", Commit: "test", BuildDate: "test", Mode: "test", Insecure: tlsSrc == nil, DataDir: m.dir}
+	gcfg.TLS = tlsSrc
+	gcfg.Secrets = gateway.SecretsConfig{Meta: nd, KEK: gateway.DevKEK(nd)}
+	if c.set.kek != nil {
+		if kek := c.set.kek(m.name); kek != nil {
+			gcfg.Secrets.KEK = func(context.Context) ([]byte, error) { return kek, nil }
+		}
+	}
+	gcfg.Auth.Meta, gcfg.Auth.Enabled = nd, c.set.acl
+	if c.set.audit != nil {
+		acfg := audit.DefaultConfig()
+		acfg.Writer, acfg.Logger = c.set.audit, lg
+		if gcfg.Auth.Audit, err = audit.New(acfg); err != nil {
+			return fail(err, nd.Close, peers.Close)
+		}
+	}
 	gw, err := gateway.New(gcfg)
 	if err != nil {
-		return fail(err, nd.Close, peers.Close)
+		return fail(err, gcfg.Auth.Audit.Close, nd.Close, peers.Close)
 	}
 	gw.Serve(httpLn, grpcLn)
 	c.mu.Lock()
-	m.peers, m.node, m.router, m.gw = peers, nd, rt, gw
+	m.peers, m.node, m.router, m.gw, m.audit = peers, nd, rt, gw, gcfg.Auth.Audit
 	c.mu.Unlock()
 	return nil
+}
+
+// Token returns a bearer token for user, which must exist, issued by node
+// i without an access check and valid for ttl. It waits, up to the
+// cluster's timeout, for the access policy to be created at bootstrap.
+// The bootstrap policy has the user gateway.RootUser, an administrator.
+func (c *Cluster) Token(i int, user string, ttl time.Duration) string {
+	c.t.Helper()
+	c.mu.Lock()
+	gw := c.memberLocked(i).gw
+	c.mu.Unlock()
+	if gw == nil {
+		c.t.Fatalf("nodetest: Token(%d): node is not running", i)
+	}
+	var tok string
+	Eventually(c.t, c.set.timeout, fmt.Sprintf("nodetest: issue a token for %q on node %d", user, i), func(ctx context.Context) string {
+		var err error
+		tok, err = gw.IssueToken(ctx, user, ttl)
+		switch {
+		case err == nil:
+			return ""
+		case status.Code(err) != codes.Unavailable:
+			c.t.Fatalf("nodetest: issue a token for %q on node %d: %v", user, i, err)
+		}
+		return err.Error()
+	})
+	return tok
 }
 
 // stop shuts m's gateway down at once, then closes its node and its peer
 // connections. It is a no-op for a stopped member.
 func (c *Cluster) stop(m *member) error {
 	c.mu.Lock()
-	peers, nd, gw := m.peers, m.node, m.gw
-	m.peers, m.node, m.router, m.gw = nil, nil, nil, nil
+	peers, nd, gw, al := m.peers, m.node, m.gw, m.audit
+	m.peers, m.node, m.router, m.gw, m.audit = nil, nil, nil, nil, nil
 	c.mu.Unlock()
 	if nd == nil {
 		return nil
@@ -503,7 +619,7 @@ func (c *Cluster) stop(m *member) error {
 	cancel()
 	gw.Shutdown(ctx)
 	err := nd.Close()
-	return errors.Join(err, peers.Close())
+	return errors.Join(err, al.Close(), peers.Close())
 }
 
 // closeAll stops every running member. All but one close at once, so

@@ -36,6 +36,9 @@ type clusterConfig struct {
 	joinVia func(i int) int
 	// extraArgs are appended to every node's command line.
 	extraArgs []string
+	// secure runs the nodes with TLS on every port instead of --insecure
+	// (see withTLS).
+	secure bool
 }
 
 type clusterOption func(*clusterConfig)
@@ -60,6 +63,7 @@ type procCluster struct {
 	bin   string
 	dir   string
 	nodes []*procNode // index 0 is n1
+	certs string      // with cfg.secure: the dir of the CA, node and client certificates
 
 	mu      sync.Mutex
 	crashes []string // unexpected exits, guarded by mu
@@ -118,6 +122,7 @@ func newProcClusterStopped(t *testing.T, n int, opts ...clusterOption) *procClus
 		t.Fatalf("temp dir: %v", err)
 	}
 	c := &procCluster{t: t, cfg: cfg, bin: bin, dir: dir}
+	t.Cleanup(c.cleanup)
 	ports := freePorts(t, 4*n)
 	for i := 1; i <= n; i++ {
 		p := ports[4*(i-1):]
@@ -133,17 +138,20 @@ func newProcClusterStopped(t *testing.T, n int, opts ...clusterOption) *procClus
 		nd.logPath = filepath.Join(dir, nd.name+".log")
 		c.nodes = append(c.nodes, nd)
 	}
+	if cfg.secure {
+		c.makeCerts()
+	}
 	for _, nd := range c.nodes {
 		nd.args = c.commandLine(nd)
 	}
-	t.Cleanup(c.cleanup)
 	t.Logf("cluster dir %s", dir)
 	return c
 }
 
 func (c *procCluster) commandLine(nd *procNode) []string {
-	args := []string{
-		"--mode=prod", "--insecure",
+	args := []string{"--mode=prod"}
+	args = append(args, c.securityArgs(nd)...)
+	args = append(args,
 		"--node-name", nd.name,
 		"--data-dir", nd.dataDir,
 		"--http-addr", nd.httpAddr,
@@ -153,15 +161,14 @@ func (c *procCluster) commandLine(nd *procNode) []string {
 		"--shards", strconv.Itoa(c.cfg.shards),
 		"--replicas", strconv.Itoa(c.cfg.replicas),
 		"--log-level", "info",
-	}
+	)
 	if c.cfg.deadNodeTimeout > 0 {
 		args = append(args, "--dead-node-timeout", c.cfg.deadNodeTimeout.String())
 	}
 	if nd.idx == 1 {
 		args = append(args, "--bootstrap")
 	} else {
-		via := c.cfg.joinVia(nd.idx)
-		args = append(args, "--join", c.node(via).gossipAddr)
+		args = append(args, "--join", c.joinAddr(c.cfg.joinVia(nd.idx)))
 	}
 	return append(args, c.cfg.extraArgs...)
 }
@@ -189,8 +196,14 @@ func (c *procCluster) Index(name string) int {
 	return 0
 }
 
-// URL returns node i's REST base URL, e.g. http://127.0.0.1:41234.
-func (c *procCluster) URL(i int) string { return "http://" + c.node(i).httpAddr }
+// URL returns node i's REST base URL, e.g. http://127.0.0.1:41234
+// (https:// with withTLS).
+func (c *procCluster) URL(i int) string {
+	if c.cfg.secure {
+		return "https://" + c.node(i).httpAddr
+	}
+	return "http://" + c.node(i).httpAddr
+}
 
 // Running reports whether node i's process is started and not yet reaped.
 func (c *procCluster) Running(i int) bool {
@@ -338,7 +351,7 @@ func (c *procCluster) signalAndWait(i int, sig syscall.Signal, timeout time.Dura
 func (c *procCluster) WaitReady(i int, timeout time.Duration) time.Duration {
 	c.t.Helper()
 	start := time.Now()
-	hc := &http.Client{Timeout: time.Second}
+	hc := c.httpClient(time.Second)
 	var last string
 	err := poll(c.ctx(), timeout, 100*time.Millisecond, func() (bool, error) {
 		if !c.Running(i) {

@@ -22,8 +22,10 @@
 //   - InvalidArgument: a malformed request (bad key, bad page_token, unknown
 //     format, negative limit). Nothing was changed.
 //   - NotFound: the key does not exist (Get only).
-//   - FailedPrecondition: a prev_revision condition did not hold. Nothing was
-//     changed.
+//   - FailedPrecondition: a prev_revision condition did not hold, or a read
+//     with secret=true found a value that is not a secret sealed for this
+//     key, or this node's key-encryption key does not open the cluster
+//     keyring. Nothing was changed.
 //   - ResourceExhausted: the value is larger than --max-value-bytes. Nothing
 //     was changed.
 //   - PermissionDenied, Unauthenticated: refused by access control. Nothing
@@ -121,8 +123,9 @@ type GetRequest struct {
 	// consistency selects a linearizable (default) or a stale read.
 	Consistency Consistency `protobuf:"varint,2,opt,name=consistency,proto3,enum=cave.kv.v1.Consistency" json:"consistency,omitempty"`
 	// secret asks for the plaintext of a value written with secret=true.
-	// Without it such a value comes back as its encrypted envelope. It has no
-	// effect on a value that was not written as a secret.
+	// Without it such a value comes back as its encrypted envelope. On a value
+	// that was not written as a secret, or an envelope copied from another
+	// key, it is FailedPrecondition.
 	Secret bool `protobuf:"varint,3,opt,name=secret,proto3" json:"secret,omitempty"`
 	// format selects the REST representation of the response: "" or "raw" for
 	// the raw value bytes, "json" for the GetResponse as JSON. Any other value is
@@ -288,8 +291,11 @@ type PutRequest struct {
 	// the key's current mod_revision equals prev_revision. 0 means "only if
 	// the key does not exist". Unset means unconditional.
 	PrevRevision *int64 `protobuf:"varint,3,opt,name=prev_revision,json=prevRevision,proto3,oneof" json:"prev_revision,omitempty"`
-	// secret encrypts the value (AES-256-GCM) before it reaches the Raft log
-	// and the disk. Read it back with GetRequest.secret=true.
+	// secret encrypts the value (AES-256-GCM under the cluster's current data
+	// key, fresh random nonce) before it reaches the Raft log and the disk.
+	// The envelope is bound to key: copied under another key it does not
+	// decrypt. --max-value-bytes limits the plaintext; the stored envelope is
+	// 37 bytes longer. Read it back with GetRequest.secret=true.
 	Secret        bool `protobuf:"varint,4,opt,name=secret,proto3" json:"secret,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

@@ -22,8 +22,10 @@
 //   - InvalidArgument: a malformed request (bad key, bad page_token, unknown
 //     format, negative limit). Nothing was changed.
 //   - NotFound: the key does not exist (Get only).
-//   - FailedPrecondition: a prev_revision condition did not hold. Nothing was
-//     changed.
+//   - FailedPrecondition: a prev_revision condition did not hold, or a read
+//     with secret=true found a value that is not a secret sealed for this
+//     key, or this node's key-encryption key does not open the cluster
+//     keyring. Nothing was changed.
 //   - ResourceExhausted: the value is larger than --max-value-bytes. Nothing
 //     was changed.
 //   - PermissionDenied, Unauthenticated: refused by access control. Nothing

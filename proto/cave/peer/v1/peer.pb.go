@@ -728,6 +728,99 @@ func (x *StatsResponse) GetBytes() int64 {
 	return 0
 }
 
+// JoinInfoRequest is empty; the caller is identified by its certificate.
+type JoinInfoRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JoinInfoRequest) Reset() {
+	*x = JoinInfoRequest{}
+	mi := &file_cave_peer_v1_peer_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JoinInfoRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JoinInfoRequest) ProtoMessage() {}
+
+func (x *JoinInfoRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cave_peer_v1_peer_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JoinInfoRequest.ProtoReflect.Descriptor instead.
+func (*JoinInfoRequest) Descriptor() ([]byte, []int) {
+	return file_cave_peer_v1_peer_proto_rawDescGZIP(), []int{12}
+}
+
+// JoinInfoResponse is what a joining node needs to enter the gossip pool.
+type JoinInfoResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// gossip_addr is the receiver's advertised gossip HOST:PORT.
+	GossipAddr string `protobuf:"bytes,1,opt,name=gossip_addr,json=gossipAddr,proto3" json:"gossip_addr,omitempty"`
+	// gossip_key is the 32-byte AES key of the gossip keyring; empty when
+	// gossip is not encrypted (a cluster without TLS).
+	GossipKey     []byte `protobuf:"bytes,2,opt,name=gossip_key,json=gossipKey,proto3" json:"gossip_key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JoinInfoResponse) Reset() {
+	*x = JoinInfoResponse{}
+	mi := &file_cave_peer_v1_peer_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JoinInfoResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JoinInfoResponse) ProtoMessage() {}
+
+func (x *JoinInfoResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cave_peer_v1_peer_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JoinInfoResponse.ProtoReflect.Descriptor instead.
+func (*JoinInfoResponse) Descriptor() ([]byte, []int) {
+	return file_cave_peer_v1_peer_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *JoinInfoResponse) GetGossipAddr() string {
+	if x != nil {
+		return x.GossipAddr
+	}
+	return ""
+}
+
+func (x *JoinInfoResponse) GetGossipKey() []byte {
+	if x != nil {
+		return x.GossipKey
+	}
+	return nil
+}
+
 var File_cave_peer_v1_peer_proto protoreflect.FileDescriptor
 
 const file_cave_peer_v1_peer_proto_rawDesc = "" +
@@ -776,13 +869,20 @@ const file_cave_peer_v1_peer_proto_rawDesc = "" +
 	"\bshard_id\x18\x01 \x01(\x04R\ashardId\"9\n" +
 	"\rStatsResponse\x12\x12\n" +
 	"\x04keys\x18\x01 \x01(\x03R\x04keys\x12\x14\n" +
-	"\x05bytes\x18\x02 \x01(\x03R\x05bytes2\xe2\x02\n" +
+	"\x05bytes\x18\x02 \x01(\x03R\x05bytes\"\x11\n" +
+	"\x0fJoinInfoRequest\"R\n" +
+	"\x10JoinInfoResponse\x12\x1f\n" +
+	"\vgossip_addr\x18\x01 \x01(\tR\n" +
+	"gossipAddr\x12\x1d\n" +
+	"\n" +
+	"gossip_key\x18\x02 \x01(\fR\tgossipKey2\xad\x03\n" +
 	"\x04Peer\x12F\n" +
 	"\aPropose\x12\x1c.cave.peer.v1.ProposeRequest\x1a\x1d.cave.peer.v1.ProposeResponse\x12:\n" +
 	"\x03Get\x12\x18.cave.peer.v1.GetRequest\x1a\x19.cave.peer.v1.GetResponse\x12=\n" +
 	"\x04List\x12\x19.cave.peer.v1.ListRequest\x1a\x1a.cave.peer.v1.ListResponse\x12U\n" +
 	"\fStartReplica\x12!.cave.peer.v1.StartReplicaRequest\x1a\".cave.peer.v1.StartReplicaResponse\x12@\n" +
-	"\x05Stats\x12\x1a.cave.peer.v1.StatsRequest\x1a\x1b.cave.peer.v1.StatsResponseB2Z0github.com/cavedb/cave/proto/cave/peer/v1;peerv1b\x06proto3"
+	"\x05Stats\x12\x1a.cave.peer.v1.StatsRequest\x1a\x1b.cave.peer.v1.StatsResponse\x12I\n" +
+	"\bJoinInfo\x12\x1d.cave.peer.v1.JoinInfoRequest\x1a\x1e.cave.peer.v1.JoinInfoResponseB2Z0github.com/cavedb/cave/proto/cave/peer/v1;peerv1b\x06proto3"
 
 var (
 	file_cave_peer_v1_peer_proto_rawDescOnce sync.Once
@@ -796,7 +896,7 @@ func file_cave_peer_v1_peer_proto_rawDescGZIP() []byte {
 	return file_cave_peer_v1_peer_proto_rawDescData
 }
 
-var file_cave_peer_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_cave_peer_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_cave_peer_v1_peer_proto_goTypes = []any{
 	(*ProposeRequest)(nil),       // 0: cave.peer.v1.ProposeRequest
 	(*ProposeResponse)(nil),      // 1: cave.peer.v1.ProposeResponse
@@ -810,6 +910,8 @@ var file_cave_peer_v1_peer_proto_goTypes = []any{
 	(*StartReplicaResponse)(nil), // 9: cave.peer.v1.StartReplicaResponse
 	(*StatsRequest)(nil),         // 10: cave.peer.v1.StatsRequest
 	(*StatsResponse)(nil),        // 11: cave.peer.v1.StatsResponse
+	(*JoinInfoRequest)(nil),      // 12: cave.peer.v1.JoinInfoRequest
+	(*JoinInfoResponse)(nil),     // 13: cave.peer.v1.JoinInfoResponse
 }
 var file_cave_peer_v1_peer_proto_depIdxs = []int32{
 	2,  // 0: cave.peer.v1.ProposeResponse.results:type_name -> cave.peer.v1.OpResult
@@ -819,13 +921,15 @@ var file_cave_peer_v1_peer_proto_depIdxs = []int32{
 	5,  // 4: cave.peer.v1.Peer.List:input_type -> cave.peer.v1.ListRequest
 	8,  // 5: cave.peer.v1.Peer.StartReplica:input_type -> cave.peer.v1.StartReplicaRequest
 	10, // 6: cave.peer.v1.Peer.Stats:input_type -> cave.peer.v1.StatsRequest
-	1,  // 7: cave.peer.v1.Peer.Propose:output_type -> cave.peer.v1.ProposeResponse
-	4,  // 8: cave.peer.v1.Peer.Get:output_type -> cave.peer.v1.GetResponse
-	6,  // 9: cave.peer.v1.Peer.List:output_type -> cave.peer.v1.ListResponse
-	9,  // 10: cave.peer.v1.Peer.StartReplica:output_type -> cave.peer.v1.StartReplicaResponse
-	11, // 11: cave.peer.v1.Peer.Stats:output_type -> cave.peer.v1.StatsResponse
-	7,  // [7:12] is the sub-list for method output_type
-	2,  // [2:7] is the sub-list for method input_type
+	12, // 7: cave.peer.v1.Peer.JoinInfo:input_type -> cave.peer.v1.JoinInfoRequest
+	1,  // 8: cave.peer.v1.Peer.Propose:output_type -> cave.peer.v1.ProposeResponse
+	4,  // 9: cave.peer.v1.Peer.Get:output_type -> cave.peer.v1.GetResponse
+	6,  // 10: cave.peer.v1.Peer.List:output_type -> cave.peer.v1.ListResponse
+	9,  // 11: cave.peer.v1.Peer.StartReplica:output_type -> cave.peer.v1.StartReplicaResponse
+	11, // 12: cave.peer.v1.Peer.Stats:output_type -> cave.peer.v1.StatsResponse
+	13, // 13: cave.peer.v1.Peer.JoinInfo:output_type -> cave.peer.v1.JoinInfoResponse
+	8,  // [8:14] is the sub-list for method output_type
+	2,  // [2:8] is the sub-list for method input_type
 	2,  // [2:2] is the sub-list for extension type_name
 	2,  // [2:2] is the sub-list for extension extendee
 	0,  // [0:2] is the sub-list for field type_name
@@ -842,7 +946,7 @@ func file_cave_peer_v1_peer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cave_peer_v1_peer_proto_rawDesc), len(file_cave_peer_v1_peer_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   12,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -24,6 +24,7 @@ const (
 	Peer_List_FullMethodName         = "/cave.peer.v1.Peer/List"
 	Peer_StartReplica_FullMethodName = "/cave.peer.v1.Peer/StartReplica"
 	Peer_Stats_FullMethodName        = "/cave.peer.v1.Peer/Stats"
+	Peer_JoinInfo_FullMethodName     = "/cave.peer.v1.Peer/JoinInfo"
 )
 
 // PeerClient is the client API for Peer service.
@@ -53,6 +54,12 @@ type PeerClient interface {
 	// Stats returns the size of the receiver's replica of the shard, read from
 	// local state without a Raft round.
 	Stats(ctx context.Context, in *StatsRequest, opts ...grpc.CallOption) (*StatsResponse, error)
+	// JoinInfo tells a node that joins the cluster where to reach the
+	// receiver's gossip and, when gossip is encrypted, the gossip key. With
+	// TLS the Peer service admits only node certificates of the cluster CA,
+	// so the key reaches authenticated nodes only. UNAVAILABLE means the
+	// receiver does not know the key yet (it is joining itself).
+	JoinInfo(ctx context.Context, in *JoinInfoRequest, opts ...grpc.CallOption) (*JoinInfoResponse, error)
 }
 
 type peerClient struct {
@@ -113,6 +120,16 @@ func (c *peerClient) Stats(ctx context.Context, in *StatsRequest, opts ...grpc.C
 	return out, nil
 }
 
+func (c *peerClient) JoinInfo(ctx context.Context, in *JoinInfoRequest, opts ...grpc.CallOption) (*JoinInfoResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(JoinInfoResponse)
+	err := c.cc.Invoke(ctx, Peer_JoinInfo_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // PeerServer is the server API for Peer service.
 // All implementations must embed UnimplementedPeerServer
 // for forward compatibility.
@@ -140,6 +157,12 @@ type PeerServer interface {
 	// Stats returns the size of the receiver's replica of the shard, read from
 	// local state without a Raft round.
 	Stats(context.Context, *StatsRequest) (*StatsResponse, error)
+	// JoinInfo tells a node that joins the cluster where to reach the
+	// receiver's gossip and, when gossip is encrypted, the gossip key. With
+	// TLS the Peer service admits only node certificates of the cluster CA,
+	// so the key reaches authenticated nodes only. UNAVAILABLE means the
+	// receiver does not know the key yet (it is joining itself).
+	JoinInfo(context.Context, *JoinInfoRequest) (*JoinInfoResponse, error)
 	mustEmbedUnimplementedPeerServer()
 }
 
@@ -164,6 +187,9 @@ func (UnimplementedPeerServer) StartReplica(context.Context, *StartReplicaReques
 }
 func (UnimplementedPeerServer) Stats(context.Context, *StatsRequest) (*StatsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Stats not implemented")
+}
+func (UnimplementedPeerServer) JoinInfo(context.Context, *JoinInfoRequest) (*JoinInfoResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method JoinInfo not implemented")
 }
 func (UnimplementedPeerServer) mustEmbedUnimplementedPeerServer() {}
 func (UnimplementedPeerServer) testEmbeddedByValue()              {}
@@ -276,6 +302,24 @@ func _Peer_Stats_Handler(srv interface{}, ctx context.Context, dec func(interfac
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Peer_JoinInfo_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(JoinInfoRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PeerServer).JoinInfo(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Peer_JoinInfo_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PeerServer).JoinInfo(ctx, req.(*JoinInfoRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Peer_ServiceDesc is the grpc.ServiceDesc for Peer service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -302,6 +346,10 @@ var Peer_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Stats",
 			Handler:    _Peer_Stats_Handler,
+		},
+		{
+			MethodName: "JoinInfo",
+			Handler:    _Peer_JoinInfo_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

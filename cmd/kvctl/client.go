@@ -1,0 +1,149 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+)
+
+// maxMessageBytes bounds the messages kvctl sends and receives: the
+// server's largest --max-value-bytes (64 MiB) with room for the envelope.
+const maxMessageBytes = 64<<20 + 64<<10
+
+// client holds one connection per endpoint. Calls go to the first
+// endpoint and move to the next only when one answers Unavailable, which
+// the API defines as "not applied", so moving on never repeats a write.
+type client struct {
+	conns  []*grpc.ClientConn
+	output string
+}
+
+// action is a command body run with a connected client under the
+// --timeout deadline.
+type action func(ctx context.Context, c *cli.Context, cl *client) error
+
+// withClient connects to --endpoints, runs a under --timeout and closes
+// the connections.
+func withClient(a action) cli.ActionFunc {
+	return func(c *cli.Context) error {
+		cl, err := dial(c)
+		if err != nil {
+			return err
+		}
+		defer cl.close()
+		ctx, cancel := context.WithTimeout(c.Context, c.Duration("timeout"))
+		defer cancel()
+		return a(ctx, c, cl)
+	}
+}
+
+// dial validates the global flags and creates the connections; gRPC
+// connects lazily, at the first call.
+func dial(c *cli.Context) (*client, error) {
+	out := c.String("output")
+	if out != "table" && out != "json" {
+		return nil, fmt.Errorf("-o must be table or json, got %q", out)
+	}
+	var endpoints []string
+	for _, e := range strings.Split(c.String("endpoints"), ",") {
+		if e = strings.TrimSpace(e); e != "" {
+			endpoints = append(endpoints, e)
+		}
+	}
+	if len(endpoints) == 0 {
+		return nil, errors.New("--endpoints must name at least one HOST:PORT")
+	}
+	creds, err := transport(c.String("cacert"), c.String("cert"), c.String("key"))
+	if err != nil {
+		return nil, err
+	}
+	opts := []grpc.DialOption{
+		grpc.WithTransportCredentials(creds),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMessageBytes), grpc.MaxCallSendMsgSize(maxMessageBytes)),
+	}
+	if tok := c.String("token"); tok != "" {
+		opts = append(opts, grpc.WithUnaryInterceptor(func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+			return invoker(metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+tok), method, req, reply, cc, opts...)
+		}))
+	}
+	cl := &client{output: out}
+	for _, e := range endpoints {
+		conn, err := grpc.NewClient(e, opts...)
+		if err != nil {
+			cl.close()
+			return nil, fmt.Errorf("--endpoints %q: %w", e, err)
+		}
+		cl.conns = append(cl.conns, conn)
+	}
+	return cl, nil
+}
+
+// transport returns TLS credentials when any of the TLS flags is set:
+// the server is verified against --cacert (the system roots without it),
+// and --cert and --key, which go together, are the client certificate.
+// Without TLS flags the connection is plaintext, as dev mode serves.
+func transport(caFile, certFile, keyFile string) (credentials.TransportCredentials, error) {
+	if caFile == "" && certFile == "" && keyFile == "" {
+		return insecure.NewCredentials(), nil
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, fmt.Errorf("--cacert: %w", err)
+		}
+		cfg.RootCAs = x509.NewCertPool()
+		if !cfg.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--cacert %s holds no PEM certificate", caFile)
+		}
+	}
+	if (certFile == "") != (keyFile == "") {
+		return nil, errors.New("--cert and --key go together: give both or neither")
+	}
+	if certFile != "" {
+		pair, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			return nil, fmt.Errorf("--cert/--key: %w", err)
+		}
+		cfg.Certificates = []tls.Certificate{pair}
+	}
+	return credentials.NewTLS(cfg), nil
+}
+
+// call runs f on each endpoint's connection in turn until one does not
+// answer Unavailable, and returns f's last error as a message with the
+// status code, as the server sent it.
+func (cl *client) call(ctx context.Context, f func(conn *grpc.ClientConn) error) error {
+	var err error
+	for _, conn := range cl.conns {
+		if err = f(conn); status.Code(err) != codes.Unavailable {
+			break
+		}
+	}
+	if err == nil {
+		return nil
+	}
+	st := status.Convert(err)
+	if ctx.Err() != nil && st.Code() == codes.DeadlineExceeded {
+		return fmt.Errorf("%s: %s (--timeout)", st.Code(), st.Message())
+	}
+	return fmt.Errorf("%s: %s", st.Code(), st.Message())
+}
+
+func (cl *client) close() {
+	for _, c := range cl.conns {
+		c.Close()
+	}
+}

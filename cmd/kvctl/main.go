@@ -1,0 +1,112 @@
+// Command kvctl is the command-line client of a cave cluster. It talks
+// gRPC to any node (--endpoints), with mutual TLS (--cacert, --cert,
+// --key) and a bearer token (--token) when the cluster requires them.
+//
+//	kvctl put app/greeting hello
+//	kvctl get app/greeting
+//	kvctl put app/db-password - --secret < password.txt
+//	kvctl get app/db-password --secret
+//	kvctl list app/
+//	kvctl -o json shards
+//	kvctl secrets rotate
+//
+// Every flag can also be set by its KVCTL_* variable (KVCTL_ENDPOINTS,
+// KVCTL_TOKEN, ...). On error kvctl prints the server's status code and
+// message to stderr and exits with status 1.
+package main
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+)
+
+// Set by the linker: -X main.version=... -X main.commit=... -X main.date=...
+var (
+	version = "dev"
+	commit  = "unknown"
+	date    = "unknown"
+)
+
+func main() {
+	if err := newApp().Run(os.Args); err != nil {
+		fmt.Fprintln(os.Stderr, "kvctl:", err)
+		os.Exit(1)
+	}
+}
+
+// env returns the environment variable that sets flag name.
+func env(name string) []string {
+	return []string{"KVCTL_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))}
+}
+
+func newApp() *cli.App {
+	return &cli.App{
+		Name:    "kvctl",
+		Usage:   "command-line client of a cave cluster",
+		Version: version,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "endpoints", Value: "127.0.0.1:8741", Usage: "gRPC HOST:PORT of cluster nodes, comma-separated; tried in order", EnvVars: env("endpoints")},
+			&cli.StringFlag{Name: "cacert", Usage: "PEM file of the CA that signed the nodes' certificates; enables TLS", EnvVars: env("cacert")},
+			&cli.StringFlag{Name: "cert", Usage: "PEM file of the client certificate (`cave certs client`); enables TLS", EnvVars: env("cert")},
+			&cli.StringFlag{Name: "key", Usage: "PEM file of the client certificate's private key", EnvVars: env("key")},
+			&cli.StringFlag{Name: "token", Usage: "bearer token issued by the auth API, sent as authorization metadata", EnvVars: env("token")},
+			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "table", Usage: "output format: table or json", EnvVars: env("output")},
+			&cli.DurationFlag{Name: "timeout", Value: 10 * time.Second, Usage: "deadline of each command", EnvVars: env("timeout")},
+		},
+		Commands: []*cli.Command{
+			{
+				Name: "get", Usage: "print the value of a key", ArgsUsage: "KEY",
+				Flags: []cli.Flag{
+					&cli.BoolFlag{Name: "secret", Usage: "decrypt a value written with --secret"},
+					&cli.BoolFlag{Name: "stale", Usage: "read from any replica, possibly missing recent writes"},
+				},
+				Action: withClient(get),
+			},
+			{
+				Name: "put", Usage: "write a key; VALUE - reads the value from stdin", ArgsUsage: "KEY VALUE",
+				Flags: []cli.Flag{
+					&cli.BoolFlag{Name: "secret", Usage: "encrypt the value (AES-256-GCM) before it is stored"},
+					&cli.Int64Flag{Name: "prev-revision", Usage: "write only if the key's mod_revision is N (0: only if absent)"},
+				},
+				Action: withClient(put),
+			},
+			{
+				Name: "del", Usage: "delete a key", ArgsUsage: "KEY",
+				Flags: []cli.Flag{
+					&cli.Int64Flag{Name: "prev-revision", Usage: "delete only if the key's mod_revision is N"},
+				},
+				Action: withClient(del),
+			},
+			{
+				Name: "list", Usage: "list the keys under a prefix (all pages)", ArgsUsage: "[PREFIX]",
+				Flags: []cli.Flag{
+					&cli.IntFlag{Name: "page-size", Usage: "keys per request; 0: the server's default"},
+				},
+				Action: withClient(list),
+			},
+			{Name: "members", Usage: "list the cluster's nodes", Action: withClient(members)},
+			{Name: "shards", Usage: "list the shards, their replicas and leaders", Action: withClient(shards)},
+			{
+				Name:  "secrets",
+				Usage: "manage the keyring of secret values",
+				Subcommands: []*cli.Command{
+					{Name: "rotate", Usage: "make a new data key current for new secret writes", Action: withClient(secretsRotate)},
+					{Name: "status", Usage: "print the current data key id and the number of keys", Action: withClient(secretsStatus)},
+				},
+			},
+			{
+				Name:  "version",
+				Usage: "print kvctl's version",
+				Action: func(c *cli.Context) error {
+					_, err := fmt.Fprintf(c.App.Writer, "kvctl %s (commit %s, built %s, %s)\n", version, commit, date, runtime.Version())
+					return err
+				},
+			},
+		},
+	}
+}

@@ -1,0 +1,235 @@
+package gateway
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc/codes"
+
+	"github.com/cavedb/cave/acl"
+	"github.com/cavedb/cave/auth"
+	kvv1 "github.com/cavedb/cave/proto/cave/kv/v1"
+)
+
+// testAuthz returns an enabled authz whose policy is doc, published
+// locally (its store has no meta shard: only tokens in doc are known).
+func testAuthz(t *testing.T, doc *policyDoc) *authz {
+	t.Helper()
+	cfg := AuthConfig{Enabled: true, Failures: auth.LimiterConfig{Burst: 2, Refill: time.Minute, MaxSources: 10}}
+	z, err := newAuthz(cfg, slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+	require.NoError(t, doc.validate())
+	require.NoError(t, z.policy.publish(&policySnap{rev: 1, doc: doc}))
+	return z
+}
+
+// testPolicy is the bootstrap policy plus alice, a reader of app/.
+func testPolicy() *policyDoc {
+	d := bootstrapPolicy()
+	d.Roles["reader"] = []grantDoc{{Prefix: "app/", Action: acl.Read}}
+	d.Users["alice"] = auth.User{Name: "alice", Roles: []string{"reader"}}
+	return d
+}
+
+func TestRouteRule(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		path    string
+		access  access
+		gateway bool
+	}{
+		{"/api/v1/health", accessOpen, false},
+		{"/api/v1/ready", accessOpen, false},
+		{"/api/v1/healthz", accessAdmin, false},
+		{"/api/v1/openapi.json", accessIdentified, false},
+		{"/ui/", accessIdentified, false},
+		{"/ui/app.js", accessIdentified, false},
+		{"/api/v1/perf/metrics", accessAdmin, false},
+		{"/api/v1/system/config", accessAdmin, false},
+		{"/api/v1/kv/a/b", 0, true},
+		{"/api/v1/kv", 0, true},
+		{"/api/v1/keys", 0, true},
+		{"/api/v1/cluster/members", 0, true},
+		{"/api/v1/auth/users", 0, true},
+		{"/api/v1/secrets/rotate", 0, true},
+		{"/api/v1/nope", accessAdmin, false},
+		{"/", accessAdmin, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.path, func(t *testing.T) {
+			t.Parallel()
+			r := routeRule(tc.path)
+			assert.Equal(t, tc.gateway, r.gateway)
+			if !tc.gateway {
+				assert.Equal(t, tc.access, r.rule.access)
+			}
+		})
+	}
+}
+
+func TestDecide(t *testing.T) {
+	t.Parallel()
+	z := testAuthz(t, testPolicy())
+	alice := identity{subject: "alice", via: viaToken}
+	root := identity{subject: "root", via: viaCertificate}
+	nobody := identity{}
+	cases := []struct {
+		name   string
+		id     identity
+		method string
+		req    any
+		want   codes.Code
+	}{
+		{"alice reads app/x", alice, kvv1.KV_Get_FullMethodName, &kvv1.GetRequest{Key: "app/x"}, codes.OK},
+		{"alice lists app/", alice, kvv1.KV_List_FullMethodName, &kvv1.ListRequest{Prefix: "app/"}, codes.OK},
+		{"alice lists everything", alice, kvv1.KV_List_FullMethodName, &kvv1.ListRequest{Prefix: ""}, codes.PermissionDenied},
+		{"alice writes app/x", alice, kvv1.KV_Put_FullMethodName, &kvv1.PutRequest{Key: "app/x"}, codes.PermissionDenied},
+		{"alice deletes app/x", alice, kvv1.KV_Delete_FullMethodName, &kvv1.DeleteRequest{Key: "app/x"}, codes.PermissionDenied},
+		{"alice reads other/y", alice, kvv1.KV_Get_FullMethodName, &kvv1.GetRequest{Key: "other/y"}, codes.PermissionDenied},
+		{"alice reads the cluster", alice, "/cave.cluster.v1.Cluster/Members", nil, codes.PermissionDenied},
+		{"alice adds a user", alice, "/cave.auth.v1.Auth/AddUser", nil, codes.PermissionDenied},
+		{"alice asks who she is", alice, "/cave.auth.v1.Auth/WhoAmI", nil, codes.OK},
+		{"root writes anything", root, kvv1.KV_Put_FullMethodName, &kvv1.PutRequest{Key: "other/y"}, codes.OK},
+		{"root rotates secrets", root, "/cave.secrets.v1.Secrets/Rotate", nil, codes.OK},
+		{"root reads the cluster", root, "/cave.cluster.v1.Cluster/Shards", nil, codes.OK},
+		{"nobody reads", nobody, kvv1.KV_Get_FullMethodName, &kvv1.GetRequest{Key: "app/x"}, codes.Unauthenticated},
+		{"nobody checks health", nobody, "/grpc.health.v1.Health/Check", nil, codes.OK},
+		{"nobody calls the peer service", nobody, "/cave.peer.v1.Peer/Propose", nil, codes.OK},
+		{"root calls an unlisted method", root, "/cave.kv.v1.KV/Compact", nil, codes.PermissionDenied},
+		{"a certificate named like the admin role", identity{subject: "admin"}, kvv1.KV_Get_FullMethodName, &kvv1.GetRequest{Key: "app/x"}, codes.PermissionDenied},
+		{"a certificate named like the reader role", identity{subject: "reader"}, kvv1.KV_Get_FullMethodName, &kvv1.GetRequest{Key: "app/x"}, codes.PermissionDenied},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			_, _, st := z.check(tc.id, tc.method, tc.req)
+			assert.Equal(t, tc.want, st.Code(), "%v", st)
+			if tc.want == codes.PermissionDenied && tc.req != nil {
+				assert.Contains(t, st.Message(), tc.id.subject, "the refusal names the subject")
+			}
+		})
+	}
+
+	open := testAuthz(t, testPolicy())
+	open.enabled = false
+	_, _, st := open.check(nobody, kvv1.KV_Put_FullMethodName, &kvv1.PutRequest{Key: "x"})
+	assert.Nil(t, st, "with the ACL off every listed method is allowed")
+	_, _, st = open.check(root, "/cave.kv.v1.KV/Compact", nil)
+	assert.Equal(t, codes.PermissionDenied, st.Code(), "an unlisted method is refused even with the ACL off")
+}
+
+// verifiedState returns a TLS state whose verified chain's leaf has
+// common name cn, as crypto/tls leaves it after verifying a client.
+func verifiedState(cn string) *tls.ConnectionState {
+	leaf := &x509.Certificate{Subject: pkix.Name{CommonName: cn}}
+	return &tls.ConnectionState{VerifiedChains: [][]*x509.Certificate{{leaf}}}
+}
+
+func TestAuthenticate(t *testing.T) {
+	t.Parallel()
+	doc := testPolicy()
+	good, id, hash, err := auth.NewToken(rand.Reader)
+	require.NoError(t, err)
+	doc.Tokens[id] = auth.TokenRecord{ID: id, User: "alice", Hash: hash, ExpiresAt: time.Now().Add(time.Hour)}
+	expired, eid, ehash, err := auth.NewToken(rand.Reader)
+	require.NoError(t, err)
+	doc.Tokens[eid] = auth.TokenRecord{ID: eid, User: "alice", Hash: ehash, ExpiresAt: time.Now().Add(-time.Second)}
+	revoked, rid, rhash, err := auth.NewToken(rand.Reader)
+	require.NoError(t, err)
+	doc.Tokens[rid] = auth.TokenRecord{ID: rid, User: "alice", Hash: rhash, Revoked: true}
+
+	cases := []struct {
+		name     string
+		source   string
+		tls      *tls.ConnectionState
+		header   []string
+		subject  string
+		via      string
+		code     codes.Code
+		mentions string
+	}{
+		{"nothing", "10.0.0.1:1", nil, nil, "", "", codes.OK, ""},
+		{"certificate", "10.0.0.1:1", verifiedState("root"), nil, "root", viaCertificate, codes.OK, ""},
+		{"unverified certificate", "10.0.0.1:1", &tls.ConnectionState{}, nil, "", "", codes.OK, ""},
+		{"token", "10.0.0.1:1", nil, []string{"Bearer " + good}, "alice", viaToken, codes.OK, ""},
+		{"lower-case scheme", "10.0.0.1:1", nil, []string{"bearer " + good}, "alice", viaToken, codes.OK, ""},
+		{"token wins over certificate", "10.0.0.1:1", verifiedState("root"), []string{"Bearer " + good}, "alice", viaToken, codes.OK, ""},
+		{"expired", "10.0.0.2:1", nil, []string{"Bearer " + expired}, "", "", codes.Unauthenticated, "expired"},
+		{"revoked", "10.0.0.3:1", nil, []string{"Bearer " + revoked}, "", "", codes.Unauthenticated, "revoked"},
+		{"basic scheme", "10.0.0.4:1", nil, []string{"Basic YWxpY2U6eA=="}, "", "", codes.Unauthenticated, "Bearer"},
+		{"no scheme", "10.0.0.5:1", nil, []string{good}, "", "", codes.Unauthenticated, "Bearer"},
+		{"two headers", "10.0.0.6:1", nil, []string{"Bearer " + good, "Bearer " + good}, "", "", codes.Unauthenticated, "one"},
+		{"malformed token", "10.0.0.7:1", nil, []string{"Bearer cave_x"}, "", "", codes.Unauthenticated, "not valid"},
+	}
+	z := testAuthz(t, doc)
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			id := z.authenticate(context.Background(), tc.source, tc.tls, tc.header)
+			assert.Equal(t, tc.subject, id.subject)
+			assert.Equal(t, tc.via, id.via)
+			assert.Equal(t, tc.source, id.source)
+			assert.Equal(t, tc.code, id.err.Code(), "%v", id.err)
+			if tc.mentions != "" {
+				assert.Contains(t, id.err.Message(), tc.mentions)
+				assert.NotContains(t, id.err.Message(), strings.TrimPrefix(good, auth.TokenPrefix)[auth.TokenIDChars:], "errors never show a token")
+			}
+		})
+	}
+
+	t.Run("failures are rate limited per host", func(t *testing.T) {
+		t.Parallel()
+		bad := []string{"Bearer " + expired}
+		for range 2 {
+			assert.Equal(t, codes.Unauthenticated, z.authenticate(context.Background(), "10.9.9.9:1", nil, bad).err.Code())
+		}
+		// The same host on another port is the same source, and even a
+		// good token waits.
+		id := z.authenticate(context.Background(), "10.9.9.9:2", nil, []string{"Bearer " + good})
+		assert.Equal(t, codes.ResourceExhausted, id.err.Code())
+		assert.Positive(t, id.retryAfter)
+		// A certificate needs no check and is not limited.
+		assert.Equal(t, "root", z.authenticate(context.Background(), "10.9.9.9:3", verifiedState("root"), nil).subject)
+		// Other hosts are not affected.
+		assert.Equal(t, "alice", z.authenticate(context.Background(), "10.9.9.8:1", nil, []string{"Bearer " + good}).subject)
+	})
+}
+
+func TestPolicyDocValidate(t *testing.T) {
+	t.Parallel()
+	_, id, hash, err := auth.NewToken(rand.Reader)
+	require.NoError(t, err)
+	cases := []struct {
+		name   string
+		change func(d *policyDoc)
+	}{
+		{"user under another name", func(d *policyDoc) { d.Users["x"] = auth.User{Name: "y"} }},
+		{"bad user name", func(d *policyDoc) { d.Users["a b"] = auth.User{Name: "a b"} }},
+		{"unknown role", func(d *policyDoc) { d.Users["x"] = auth.User{Name: "x", Roles: []string{"nope"}} }},
+		{"bad role name", func(d *policyDoc) { d.Roles["a/b"] = nil }},
+		{"bad action", func(d *policyDoc) { d.Roles["r"] = []grantDoc{{Prefix: "a/", Action: "fly"}} }},
+		{"star in prefix", func(d *policyDoc) { d.Roles["r"] = []grantDoc{{Prefix: "a*", Action: acl.Read}} }},
+		{"token under another id", func(d *policyDoc) {
+			d.Tokens["AAAAAAAAAAAA"] = auth.TokenRecord{ID: id, User: "root", Hash: hash}
+		}},
+		{"token without hash", func(d *policyDoc) { d.Tokens[id] = auth.TokenRecord{ID: id, User: "root"} }},
+	}
+	assert.NoError(t, bootstrapPolicy().validate())
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			d := bootstrapPolicy()
+			tc.change(d)
+			assert.Error(t, d.validate())
+		})
+	}
+}

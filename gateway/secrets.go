@@ -1,0 +1,150 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/cavedb/cave/node"
+	secretsv1 "github.com/cavedb/cave/proto/cave/secrets/v1"
+	"github.com/cavedb/cave/secrets"
+	"github.com/cavedb/cave/shard"
+)
+
+// SecretsConfig configures secret=true values and the Secrets service.
+type SecretsConfig struct {
+	// Meta stores the cluster's wrapped keyring under
+	// node.MetaSecrets+"keyring": the node. Required.
+	Meta SecretsBackend
+	// KEK returns the key-encryption key that wraps the cluster key: the
+	// content of --kek-file, or DevKEK in dev mode and with --insecure.
+	// Every node of a cluster must return the same key. Required.
+	KEK func(ctx context.Context) ([]byte, error)
+}
+
+// Validate reports every problem with c.
+func (c SecretsConfig) Validate() error {
+	if c.Meta == nil || c.KEK == nil {
+		return errors.New("gateway: Secrets.Meta and Secrets.KEK must be set")
+	}
+	return nil
+}
+
+// SecretsBackend reads and writes the meta shard's secrets namespace; a
+// *node.Node is one.
+type SecretsBackend interface {
+	MetaGet(ctx context.Context, key string, stale bool) (*shard.KeyValue, error)
+	MetaWrite(ctx context.Context, ops ...shard.Op) ([]shard.OpResult, error)
+}
+
+var _ SecretsBackend = (*node.Node)(nil)
+
+// DevKEK returns a SecretsConfig.KEK for dev mode and --insecure:
+// secrets.DeriveDevKEK of the cluster id. Anyone who can read the cluster
+// id can compute it, so it protects nothing; it only keeps the code path
+// of prod. It fails until the node has joined a cluster.
+func DevKEK(c interface {
+	ClusterID(ctx context.Context) (string, error)
+}) func(ctx context.Context) ([]byte, error) {
+	return func(ctx context.Context) ([]byte, error) {
+		id, err := c.ClusterID(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return secrets.DeriveDevKEK(id), nil
+	}
+}
+
+// keyringKey is where the wrapped cluster keyring lives in the meta shard.
+const keyringKey = node.MetaSecrets + "keyring"
+
+// metaKeyring is secrets.Store over the meta shard.
+type metaKeyring struct{ meta SecretsBackend }
+
+var _ secrets.Store = metaKeyring{}
+
+// Load implements secrets.Store.
+func (m metaKeyring) Load(ctx context.Context, stale bool) ([]byte, int64, error) {
+	kv, err := m.meta.MetaGet(ctx, keyringKey, stale)
+	if err != nil || kv == nil {
+		return nil, 0, err
+	}
+	return kv.Value, kv.ModRevision, nil
+}
+
+// Swap implements secrets.Store with a conditional meta write.
+func (m metaKeyring) Swap(ctx context.Context, data []byte, prev int64) (int64, bool, error) {
+	res, err := m.meta.MetaWrite(ctx, shard.Op{Kind: shard.OpPut, Key: []byte(keyringKey), Value: data,
+		PrevRevision: prev, HasPrevRevision: true})
+	if err != nil {
+		return 0, false, err
+	}
+	switch res[0].Code {
+	case shard.ResultOK:
+		return res[0].Revision, true, nil
+	case shard.ResultConditionFailed:
+		return 0, false, nil
+	}
+	return 0, false, fmt.Errorf("gateway: store secrets keyring: result %s", res[0].Code)
+}
+
+// seal returns the value to store for a Put of value under key: the value
+// itself, or with secret set its envelope, bound to key so that it does
+// not decrypt under any other key. Errors are gRPC statuses.
+func (s *kvService) seal(ctx context.Context, key string, value []byte, secret bool) ([]byte, error) {
+	if !secret {
+		return value, nil
+	}
+	env, err := s.secrets.Encrypt(ctx, value, []byte(key))
+	if err != nil {
+		return nil, toStatus(s.lg, err)
+	}
+	return env, nil
+}
+
+// unseal returns what a Get of key returns for the stored value: stored
+// itself without secret (the envelope, for a secret), else the plaintext.
+// A stored value that is not an envelope is FailedPrecondition: the key
+// holds no secret. Errors are gRPC statuses.
+func (s *kvService) unseal(ctx context.Context, key string, stored []byte, secret bool) ([]byte, error) {
+	if !secret {
+		return stored, nil
+	}
+	if !secrets.IsEnvelope(stored) {
+		return nil, status.Errorf(codes.FailedPrecondition, "the value of %q was not written with secret=true; read it without secret", key)
+	}
+	pt, err := s.secrets.Decrypt(ctx, stored, []byte(key))
+	if err != nil {
+		return nil, toStatus(s.lg, err)
+	}
+	return pt, nil
+}
+
+// secretsService implements cave.secrets.v1.Secrets.
+type secretsService struct {
+	secretsv1.UnimplementedSecretsServer
+	m  *secrets.Manager
+	lg *slog.Logger
+}
+
+// Rotate implements secretsv1.SecretsServer.
+func (s *secretsService) Rotate(ctx context.Context, _ *secretsv1.RotateRequest) (*secretsv1.RotateResponse, error) {
+	id, n, err := s.m.Rotate(ctx)
+	if err != nil {
+		return nil, toStatus(s.lg, err)
+	}
+	return &secretsv1.RotateResponse{KeyId: uint32(id), KeyCount: uint32(n)}, nil
+}
+
+// Status implements secretsv1.SecretsServer.
+func (s *secretsService) Status(ctx context.Context, _ *secretsv1.StatusRequest) (*secretsv1.StatusResponse, error) {
+	id, n, err := s.m.Status(ctx)
+	if err != nil {
+		return nil, toStatus(s.lg, err)
+	}
+	return &secretsv1.StatusResponse{KeyId: uint32(id), KeyCount: uint32(n)}, nil
+}
