@@ -34,6 +34,9 @@ const (
 	tagRaft = "raft"
 	tagLed  = "led"  // comma-separated ids of the shards this node leads
 	tagMeta = "meta" // "1" while the node runs a meta shard replica
+	// tagStopping is "1" once the node has begun a graceful stop: it is
+	// handing its leaderships over and must not be given new ones.
+	tagStopping = "stopping"
 )
 
 // MemberState is a member's liveness as gossip sees it.
@@ -56,6 +59,8 @@ type Member struct {
 	State      MemberState
 	// Leads lists the shards the member reported leading, sorted.
 	Leads []ring.ShardID
+	// Stopping is true once the member has begun a graceful stop.
+	Stopping bool
 }
 
 // membership wraps serf. It records when each member stopped being alive,
@@ -242,6 +247,7 @@ func (m *membership) members() []Member {
 			RaftAddr:   sm.Tags[tagRaft],
 			GossipAddr: net.JoinHostPort(sm.Addr.String(), strconv.Itoa(int(sm.Port))),
 			Leads:      splitShards(sm.Tags[tagLed]),
+			Stopping:   sm.Tags[tagStopping] == "1",
 		}
 		switch sm.Status {
 		case serf.StatusAlive:

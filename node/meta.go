@@ -203,12 +203,19 @@ func (n *Node) ClusterID(ctx context.Context) (string, error) {
 }
 
 // Table returns the slot table. It is read from the meta shard once and
-// cached: tables only change by explicit splits.
+// cached: the table is written once, at bootstrap, in the entry that
+// creates the cluster. So a local stale read that finds it has found the
+// committed table, and a restarted node routes from its own disk before
+// its meta replica has heard from a leader; only a node whose replica has
+// not applied that entry yet reads linearizably.
 func (n *Node) Table(ctx context.Context) (*ring.Table, error) {
 	if t := n.table.Load(); t != nil {
 		return t, nil
 	}
-	kv, err := n.metaGet(ctx, keySlots, false)
+	kv, err := n.metaGet(ctx, keySlots, true)
+	if err == nil && kv == nil {
+		kv, err = n.metaGet(ctx, keySlots, false)
+	}
 	if err != nil {
 		return nil, err
 	}

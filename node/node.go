@@ -273,7 +273,7 @@ func (n *Node) Close() error {
 		return nil
 	}
 	n.met.unregister()
-	n.transferLeadership(2 * time.Second)
+	n.PrepareClose(2 * time.Second)
 	n.cancel()
 	// Stop the gossip event loop before leaving: a tag update (the leader
 	// set changes during the hand-over above) sent after our own leave can
@@ -294,48 +294,61 @@ func (n *Node) closeEngine() {
 	}
 }
 
-// transferLeadership asks every shard this node leads to elect another
-// voter, and waits up to timeout for them to do so.
+// PrepareClose begins a graceful stop while the node keeps serving: it
+// tells the cluster, through gossip, that this node is stopping, so that
+// no other node hands it a leadership, and transfers every leadership it
+// holds to a live voter on a node that is not stopping, waiting up to
+// timeout for the transfers. Call it before the API servers stop, so that
+// requests forwarded to this node's leaders keep being served during the
+// hand-over. Close calls it; calling it again is cheap.
+func (n *Node) PrepareClose(timeout time.Duration) {
+	if n.ms == nil {
+		return
+	}
+	n.ms.setTag(tagStopping, "1")
+	n.transferLeadership(timeout)
+}
+
+// transferLeadership asks every shard this node leads to elect a voter on
+// another live node that is not stopping, and waits up to timeout for them
+// to do so. It uses only local state (the cached placement and gossip),
+// since the shards may have lost their quorum.
 func (n *Node) transferLeadership(timeout time.Duration) {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	led := n.leaders.led()
+	deadline := time.Now().Add(timeout)
+	p := n.placement.Load()
+	if p == nil {
+		return
+	}
+	targets := map[string]bool{}
+	for _, m := range n.ms.members() {
+		if m.State == StateAlive && !m.Stopping && m.Name != n.cfg.Name {
+			targets[m.Name] = true
+		}
+	}
 	var moving []ring.ShardID
-	for _, id := range led {
-		m, err := n.nh.SyncGetShardMembership(ctx, uint64(id))
-		if err != nil {
-			continue
-		}
-		if len(m.Nodes) < 2 {
-			continue
-		}
-		self, _ := n.localReplicaID(id)
-		for rid := range m.Nodes {
-			if rid != self {
-				if err := n.nh.RequestLeaderTransfer(uint64(id), rid); err == nil {
-					moving = append(moving, id)
-					break
-				}
+	for _, id := range n.leaders.led() {
+		for _, r := range p.byShard[id] {
+			if r.Role != RoleVoter || !targets[r.Node] {
+				continue
+			}
+			if err := n.nh.RequestLeaderTransfer(uint64(id), r.ID); err == nil {
+				moving = append(moving, id)
+				break
 			}
 		}
 	}
-	for ctx.Err() == nil && len(moving) > 0 {
+	for len(moving) > 0 && time.Now().Before(deadline) {
 		still := 0
 		for _, id := range moving {
-			if lid, ok := n.localLeader(id); ok {
-				if self, _ := n.localReplicaID(id); lid == self {
-					still++
-				}
+			if _, leading := n.leaders.leader(id); leading {
+				still++
 			}
 		}
 		if still == 0 {
 			n.lg.Info("leadership handed over", "shards", len(moving))
 			return
 		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(50 * time.Millisecond):
-		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
@@ -355,12 +368,14 @@ type leaderSet struct {
 	mu      sync.Mutex
 	leading map[ring.ShardID]bool
 	last    map[ring.ShardID]uint64 // the last known leader replica of each shard
+	current map[ring.ShardID]uint64 // the leader replica now, 0 while none is known
 	changed chan struct{}
 }
 
 func (l *leaderSet) init() {
 	l.leading = map[ring.ShardID]bool{}
 	l.last = map[ring.ShardID]uint64{}
+	l.current = map[ring.ShardID]uint64{}
 	l.changed = make(chan struct{}, 1)
 }
 
@@ -373,6 +388,7 @@ func (l *leaderSet) update(id ring.ShardID, leaderID uint64, leading bool) bool 
 	if leaderID != 0 {
 		l.last[id] = leaderID
 	}
+	l.current[id] = leaderID
 	if leading {
 		l.leading[id] = true
 	} else {
@@ -384,6 +400,14 @@ func (l *leaderSet) update(id ring.ShardID, leaderID uint64, leading bool) bool 
 	default:
 	}
 	return newLeader
+}
+
+// leader returns the replica id of shard id's leader as the local replica
+// last saw it (0: none known) and whether it is the local replica.
+func (l *leaderSet) leader(id ring.ShardID) (rid uint64, leading bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.current[id], l.leading[id]
 }
 
 // led returns the shards led locally, sorted.

@@ -74,7 +74,7 @@ func (n *Node) balanceLeaders(led []ring.ShardID, p *placement) {
 	counts := map[string]int{}
 	alive := 0
 	for _, m := range n.ms.members() {
-		if m.State == StateAlive && m.RaftAddr != "" {
+		if m.State == StateAlive && m.RaftAddr != "" && !m.Stopping {
 			alive++
 			counts[m.Name] = len(m.Leads)
 		}

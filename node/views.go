@@ -108,6 +108,39 @@ func (n *Node) ShardHosts(id ring.ShardID) []Host {
 	return out
 }
 
+// LeaderHost returns the node whose replica leads shard id when that is
+// another live node: linearizable operations run best there, since a
+// leader drops proposals while it hands leadership over and only a
+// proposal made on the leader itself learns of the drop at once. The
+// leader is the one the local replica last heard from or, while that is
+// unknown here (the node is restarting or catching up, or the placement
+// is not loaded yet), the one gossip names. It reports false when the local replica leads, when no leader is
+// known either way, or when the leader's node is not a live member with a
+// gRPC address. It never blocks.
+func (n *Node) LeaderHost(id ring.ShardID) (Host, bool) {
+	rid, leading := n.leaders.leader(id)
+	if leading {
+		return Host{}, false
+	}
+	name := "" // the leader's node by the local replica's account
+	if p := n.placement.Load(); p != nil && rid != 0 {
+		for _, r := range p.byShard[id] {
+			if r.ID == rid {
+				name = r.Node
+			}
+		}
+	}
+	for _, m := range n.ms.members() {
+		if m.Name == n.cfg.Name || m.State != StateAlive || m.GRPCAddr == "" {
+			continue
+		}
+		if m.Name == name || (name == "" && slices.Contains(m.Leads, id)) {
+			return Host{Name: m.Name, GRPCAddr: m.GRPCAddr}, true
+		}
+	}
+	return Host{}, false
+}
+
 // shardSize returns the key count and bytes of shard id from the local
 // replica or, without one, from the first live host that answers.
 func (n *Node) shardSize(ctx context.Context, id ring.ShardID) (int64, int64) {

@@ -30,6 +30,7 @@ type flakyBackend struct {
 func (b *flakyBackend) Table(context.Context) (*ring.Table, error) { return b.table, nil }
 func (b *flakyBackend) HasReplica(ring.ShardID) bool               { return b.local }
 func (b *flakyBackend) ShardHosts(ring.ShardID) []node.Host        { return nil }
+func (b *flakyBackend) LeaderHost(ring.ShardID) (node.Host, bool)  { return node.Host{}, false }
 func (b *flakyBackend) Read(context.Context, ring.ShardID, any, bool) (any, error) {
 	return (*shard.KeyValue)(nil), nil
 }

@@ -27,6 +27,7 @@ type Backend interface {
 	Propose(ctx context.Context, id ring.ShardID, cmd []byte) ([]shard.OpResult, error)
 	Read(ctx context.Context, id ring.ShardID, query any, stale bool) (any, error)
 	ShardHosts(id ring.ShardID) []node.Host
+	LeaderHost(id ring.ShardID) (node.Host, bool)
 }
 
 var _ Backend = (*node.Node)(nil)
@@ -138,6 +139,10 @@ func (r *Router) Get(ctx context.Context, key string, stale bool) (*shard.KeyVal
 }
 
 func (r *Router) getOnce(ctx context.Context, id ring.ShardID, key string, stale bool) (*shard.KeyValue, error) {
+	if h, ok := r.remoteLeader(id, stale); ok {
+		r.met.forwards[opGet].Inc()
+		return r.fw.get(ctx, []node.Host{h}, id, key, stale)
+	}
 	if r.be.HasReplica(id) {
 		v, err := r.be.Read(ctx, id, shard.GetQuery{Key: []byte(key)}, stale)
 		if err != nil {
@@ -203,7 +208,10 @@ func (r *Router) write(ctx context.Context, kind opKind, key string, op shard.Op
 	var res []shard.OpResult
 	err = r.retry(ctx, kind, func() error {
 		var err error
-		if r.be.HasReplica(id) {
+		if h, ok := r.remoteLeader(id, false); ok {
+			r.met.forwards[kind].Inc()
+			res, err = r.fw.propose(ctx, []node.Host{h}, id, cmd)
+		} else if r.be.HasReplica(id) {
 			res, err = r.be.Propose(ctx, id, cmd)
 		} else {
 			r.met.forwards[kind].Inc()
@@ -247,6 +255,20 @@ func (r *Router) retry(ctx context.Context, kind opKind, f func() error) error {
 }
 
 func (r *Router) hosts(id ring.ShardID) []node.Host { return r.be.ShardHosts(id) }
+
+// remoteLeader returns the node to run a linearizable operation on shard
+// id on when this node hosts a follower of it: the leader's node, as the
+// local replica knows it. A proposal or read index made on a follower is
+// forwarded inside Raft, and when the leader drops it (while handing
+// leadership over) the follower learns nothing until its timeout; made on
+// the leader's node, the drop is reported at once and the operation is
+// retried. Stale reads stay local.
+func (r *Router) remoteLeader(id ring.ShardID, stale bool) (node.Host, bool) {
+	if stale {
+		return node.Host{}, false
+	}
+	return r.be.LeaderHost(id)
+}
 
 // ListItem is one key of a List page.
 type ListItem struct {
@@ -296,6 +318,10 @@ func (r *Router) List(ctx context.Context, prefix, pageToken string, limit int, 
 }
 
 func (r *Router) listShard(ctx context.Context, id ring.ShardID, prefix, after string, limit int, stale bool) ([]ListItem, bool, error) {
+	if h, ok := r.remoteLeader(id, stale); ok {
+		r.met.forwards[opList].Inc()
+		return r.fw.list(ctx, []node.Host{h}, id, prefix, after, limit, stale)
+	}
 	if !r.be.HasReplica(id) {
 		r.met.forwards[opList].Inc()
 		return r.fw.list(ctx, r.hosts(id), id, prefix, after, limit, stale)

@@ -210,6 +210,10 @@ func run(c *cli.Context) error {
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 	got := <-sig
 	lg.Info("shutting down", "signal", got.String())
+	// Hand the leaderships over while the API still serves, so requests
+	// forwarded to this node's leaders keep working; then drain the API and
+	// close the node.
+	nd.PrepareClose(3 * time.Second)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	gw.Shutdown(ctx)

@@ -298,18 +298,29 @@ func runLinearizable(t *testing.T, c *procCluster, rc *restClient, w linWorkload
 	}
 }
 
+// linShards is the data shard count of the linearizability clusters.
+const linShards = 4
+
+// newLinCluster starts a 3-node cluster with linShards shards, three
+// replicas each, and waits until every shard has its three voters.
+func newLinCluster(t *testing.T) (*procCluster, *restClient) {
+	t.Helper()
+	start := time.Now()
+	c := newProcCluster(t, 3, withShards(linShards), withReplicas(3))
+	rc := newRESTClient(3 * time.Second)
+	t.Cleanup(rc.close)
+	c.WaitShards(rc, 60*time.Second, fullyReplicated(linShards, 3))
+	t.Logf("cluster ready after %v", time.Since(start).Round(time.Millisecond))
+	return c, rc
+}
+
 // TestKillLeaderLinearizable kills the node that leads the most shards of
 // a 3-node cluster with SIGKILL under concurrent load and restarts it with
 // the same command line; the history must be linearizable and no
 // acknowledged write may be lost.
 func TestKillLeaderLinearizable(t *testing.T) {
-	const shards = 4
 	start := time.Now()
-	c := newProcCluster(t, 3, withShards(shards), withReplicas(3))
-	rc := newRESTClient(3 * time.Second)
-	defer rc.close()
-	c.WaitShards(rc, 60*time.Second, fullyReplicated(shards, 3))
-	t.Logf("cluster ready after %v", time.Since(start).Round(time.Millisecond))
+	c, rc := newLinCluster(t)
 
 	runLinearizable(t, c, rc, defaultWorkload, func(pause func(time.Duration)) {
 		pause(3 * time.Second)
@@ -337,13 +348,8 @@ func TestKillLeaderLinearizable(t *testing.T) {
 // replica sets must be whole again at the end (a restart must not shrink
 // them).
 func TestRollingRestartLinearizable(t *testing.T) {
-	const shards = 4
 	start := time.Now()
-	c := newProcCluster(t, 3, withShards(shards), withReplicas(3))
-	rc := newRESTClient(3 * time.Second)
-	defer rc.close()
-	c.WaitShards(rc, 60*time.Second, fullyReplicated(shards, 3))
-	t.Logf("cluster ready after %v", time.Since(start).Round(time.Millisecond))
+	c, rc := newLinCluster(t)
 
 	runLinearizable(t, c, rc, defaultWorkload, func(pause func(time.Duration)) {
 		pause(2 * time.Second)
@@ -356,11 +362,11 @@ func TestRollingRestartLinearizable(t *testing.T) {
 			c.WaitReady(i, 30*time.Second)
 			// Let the restarted node catch up before the next one goes, as
 			// an operator waits for /ready and a healthy cluster.
-			c.WaitShards(rc, 30*time.Second, fullyReplicated(shards, 3))
+			c.WaitShards(rc, 30*time.Second, fullyReplicated(linShards, 3))
 			pause(time.Second)
 		}
 	})
-	c.WaitShards(rc, 30*time.Second, fullyReplicated(shards, 3))
+	c.WaitShards(rc, 30*time.Second, fullyReplicated(linShards, 3))
 	t.Logf("total %v", time.Since(start).Round(time.Millisecond))
 }
 
