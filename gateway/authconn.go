@@ -45,7 +45,7 @@ func (c *localConn) register(gs *grpc.Server, desc *grpc.ServiceDesc, impl any) 
 
 // Invoke calls method with args and fills reply. The call's metadata (the
 // authorization header, which grpc-gateway forwards) becomes the
-// handler's incoming metadata; headers and trailers the handler sets are
+// handler's incoming metadata and leaves its outgoing metadata empty; headers and trailers the handler sets are
 // handed to grpc.Header and grpc.Trailer call options.
 func (c *localConn) Invoke(ctx context.Context, method string, args, reply any, opts ...grpc.CallOption) error {
 	m, ok := c.methods[method]
@@ -57,9 +57,13 @@ func (c *localConn) Invoke(ctx context.Context, method string, args, reply any, 
 	if !ok1 || !ok2 {
 		return status.Errorf(codes.Internal, "method %s: arguments are not protobuf messages", method)
 	}
+	// As on a gRPC server, the handler sees the caller's metadata as
+	// incoming and carries none out: calls it makes to other nodes must
+	// not forward the client's credentials.
 	md, _ := metadata.FromOutgoingContext(ctx)
+	ctx = metadata.NewOutgoingContext(metadata.NewIncomingContext(ctx, md), nil)
 	st := &localStream{method: method}
-	ctx = grpc.NewContextWithServerTransportStream(metadata.NewIncomingContext(ctx, md), st)
+	ctx = grpc.NewContextWithServerTransportStream(ctx, st)
 	dec := func(v any) error {
 		msg, ok := v.(proto.Message)
 		if !ok {

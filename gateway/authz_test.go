@@ -13,7 +13,10 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
 
 	"github.com/cavedb/cave/acl"
 	"github.com/cavedb/cave/auth"
@@ -232,4 +235,35 @@ func TestPolicyDocValidate(t *testing.T) {
 			assert.Error(t, d.validate())
 		})
 	}
+}
+
+// metadataProbe is a health service that records the metadata its handler
+// sees.
+type metadataProbe struct {
+	healthpb.UnimplementedHealthServer
+	incoming, outgoing metadata.MD
+}
+
+func (p *metadataProbe) Check(ctx context.Context, _ *healthpb.HealthCheckRequest) (*healthpb.HealthCheckResponse, error) {
+	p.incoming, _ = metadata.FromIncomingContext(ctx)
+	p.outgoing, _ = metadata.FromOutgoingContext(ctx)
+	return &healthpb.HealthCheckResponse{Status: healthpb.HealthCheckResponse_SERVING}, nil
+}
+
+// TestLocalConnMetadata checks that a REST call through localConn hands the
+// client's metadata to the handler as incoming metadata only: a handler
+// that calls another node with its context must not pass the client's
+// credentials on (the other node would check them again).
+func TestLocalConnMetadata(t *testing.T) {
+	probe := &metadataProbe{}
+	pass := func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) { return h(ctx, req) }
+	c := &localConn{intercept: pass, methods: map[string]localMethod{}}
+	gs := grpc.NewServer()
+	c.register(gs, &healthpb.Health_ServiceDesc, probe)
+
+	ctx := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer cave_x")
+	_, err := healthpb.NewHealthClient(c).Check(ctx, &healthpb.HealthCheckRequest{})
+	require.NoError(t, err)
+	assert.Equal(t, []string{"Bearer cave_x"}, probe.incoming.Get("authorization"))
+	assert.Empty(t, probe.outgoing, "the handler's outgoing metadata")
 }
