@@ -256,7 +256,9 @@ func (p *metadataProbe) Check(ctx context.Context, _ *healthpb.HealthCheckReques
 // credentials on (the other node would check them again).
 func TestLocalConnMetadata(t *testing.T) {
 	probe := &metadataProbe{}
-	pass := func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) { return h(ctx, req) }
+	pass := func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+		return h(ctx, req)
+	}
 	c := &localConn{intercept: pass, methods: map[string]localMethod{}}
 	gs := grpc.NewServer()
 	c.register(gs, &healthpb.Health_ServiceDesc, probe)
