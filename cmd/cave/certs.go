@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/cavedb/cave/auth"
 	"github.com/cavedb/cave/pki"
+	"github.com/cavedb/cave/secrets"
 )
 
 // caFileName is the base name of the CA's files in a certs dir: ca.crt and
@@ -29,7 +31,8 @@ const (
 
 // certsCommand is `cave certs`: it creates the cluster CA and the node and
 // client certificates signed by it, as PEM files with mode 0600 in a
-// directory of mode 0700. It never overwrites a file.
+// directory of mode 0700, and the key-encryption key for --kek-file. It
+// never overwrites a file.
 func certsCommand() *cli.Command {
 	dir := &cli.StringFlag{Name: "dir", Usage: "directory holding ca.crt and ca.key, where new files are written", Required: true}
 	validity := func(def time.Duration) *cli.DurationFlag {
@@ -37,7 +40,7 @@ func certsCommand() *cli.Command {
 	}
 	return &cli.Command{
 		Name:  "certs",
-		Usage: "create the cluster CA and node and client certificates (ECDSA P-256)",
+		Usage: "create the cluster CA, node and client certificates (ECDSA P-256) and the key-encryption key",
 		Subcommands: []*cli.Command{
 			{
 				Name:      "init",
@@ -72,8 +75,37 @@ func certsCommand() *cli.Command {
 						Validity: c.Duration("validity")}, time.Now())
 				},
 			},
+			{
+				Name:      "kek",
+				Usage:     "create a random key-encryption key DIR/kek.hex for --kek-file (every node of a cluster needs the same one)",
+				ArgsUsage: " ",
+				Flags:     []cli.Flag{dir},
+				Action: func(c *cli.Context) error {
+					return certsKEK(c.App.Writer, c.String("dir"))
+				},
+			},
 		},
 	}
+}
+
+// kekFileName is the file `cave certs kek` writes in its directory.
+const kekFileName = "kek.hex"
+
+// certsKEK writes a new random key-encryption key to dir/kek.hex (mode
+// 0600, dir created with mode 0700). It never overwrites a file.
+func certsKEK(w io.Writer, dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("certs kek: %w", err)
+	}
+	path := filepath.Join(dir, kekFileName)
+	if _, err := secrets.GenerateKEKFile(path, rand.Reader); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("certs kek: %s exists; refusing to overwrite a key that may protect data", path)
+		}
+		return fmt.Errorf("certs kek: %w", err)
+	}
+	fmt.Fprintf(w, "created key-encryption key %s: give it to every node as --kek-file and keep a copy; without it secrets cannot be read\n", path)
+	return nil
 }
 
 // certsInit creates a CA named name in dir, valid for validity from now.

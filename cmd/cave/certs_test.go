@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/cavedb/cave/pki"
+	"github.com/cavedb/cave/secrets"
 )
 
 // runCerts runs `cave certs args...` and returns its output.
@@ -137,4 +138,28 @@ func TestCertsErrors(t *testing.T) {
 	entries, err = os.ReadDir(empty)
 	require.NoError(t, err)
 	assert.Empty(t, entries)
+}
+
+// TestCertsKEK creates a key-encryption key, checks that --kek-file loads
+// it, and that a second run refuses to replace it.
+func TestCertsKEK(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "certs")
+	out, err := runCerts(t, "kek", "--dir", dir)
+	require.NoError(t, err)
+	path := filepath.Join(dir, "kek.hex")
+	assert.Contains(t, out, path)
+	st, err := os.Stat(path)
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o600), st.Mode().Perm())
+	kek, err := secrets.LoadKEKFile(path)
+	require.NoError(t, err)
+	assert.Len(t, kek, secrets.KeyBytes)
+
+	before, err := os.ReadFile(path)
+	require.NoError(t, err)
+	_, err = runCerts(t, "kek", "--dir", dir)
+	assert.ErrorContains(t, err, "refusing to overwrite")
+	after, err := os.ReadFile(path)
+	require.NoError(t, err)
+	assert.Equal(t, before, after, "the key must not change")
 }
