@@ -15,7 +15,7 @@ import (
 // tokenRandomBytes random bytes (43 characters). The first TokenIDChars of
 // those characters (72 bits) are the token's id, under which its record is
 // stored and which may be shown and logged; the whole plaintext is the
-// secret, of which only the SHA-256 hash is stored.
+// secret, of which only a salted SHA-256 hash is stored.
 const (
 	// TokenPrefix starts every bearer token, so leaked tokens are easy to
 	// recognise and scan for.
@@ -24,6 +24,8 @@ const (
 	TokenIDChars = 12
 
 	tokenRandomBytes = 32
+	// tokenSaltBytes is the length of each record's random salt.
+	tokenSaltBytes = 16
 )
 
 // tokenBodyChars is the length of the encoded random part.
@@ -36,7 +38,9 @@ type TokenRecord struct {
 	ID string `json:"id"`
 	// User is the user the token authenticates as.
 	User string `json:"user"`
-	// Hash is the SHA-256 of the plaintext token, as NewToken returns it.
+	// Salt is random, per token; Hash is the SHA-256 of Salt followed by
+	// the plaintext token. NewToken fills both.
+	Salt []byte `json:"salt"`
 	Hash []byte `json:"hash"`
 	// ExpiresAt is when the token stops working; the zero time means never.
 	ExpiresAt time.Time `json:"expires_at"`
@@ -55,27 +59,33 @@ func (r TokenRecord) Validate() error {
 	if err := ValidateName(r.User); err != nil {
 		errs = append(errs, fmt.Errorf("token user: %w", err))
 	}
+	if len(r.Salt) != tokenSaltBytes {
+		errs = append(errs, fmt.Errorf("%w: salt must be %d bytes, got %d", ErrInvalidToken, tokenSaltBytes, len(r.Salt)))
+	}
 	if len(r.Hash) != sha256.Size {
 		errs = append(errs, fmt.Errorf("%w: hash must be %d bytes, got %d", ErrInvalidToken, sha256.Size, len(r.Hash)))
 	}
 	return errors.Join(errs...)
 }
 
-// NewToken issues a bearer token from rand (crypto/rand.Reader outside
-// tests). It returns the plaintext, to be shown to the user once and never
-// stored; the id to store the record under; and the hash to store in
-// TokenRecord.Hash. It fails only when rand does.
-func NewToken(rand io.Reader) (plaintext, id string, hash []byte, err error) {
+// NewToken issues a bearer token for user, valid until expires (the zero
+// time: forever), drawing the token and its salt from rand
+// (crypto/rand.Reader outside tests). It returns the plaintext, to be
+// shown to the user once and never stored, and the record to store under
+// rec.ID, which holds only a salted hash of it. It fails only when rand
+// does.
+func NewToken(rand io.Reader, user string, expires time.Time) (plaintext string, rec TokenRecord, err error) {
 	if rand == nil {
-		return "", "", nil, errors.New("auth: NewToken needs a random source, got nil")
+		return "", TokenRecord{}, errors.New("auth: NewToken needs a random source, got nil")
 	}
-	b := make([]byte, tokenRandomBytes)
+	b := make([]byte, tokenRandomBytes+tokenSaltBytes)
 	if _, err := io.ReadFull(rand, b); err != nil {
-		return "", "", nil, fmt.Errorf("auth: read token: %w", err)
+		return "", TokenRecord{}, fmt.Errorf("auth: read token: %w", err)
 	}
-	body := base64.RawURLEncoding.EncodeToString(b)
+	body := base64.RawURLEncoding.EncodeToString(b[:tokenRandomBytes])
 	plaintext = TokenPrefix + body
-	return plaintext, body[:TokenIDChars], hashToken(plaintext), nil
+	salt := b[tokenRandomBytes:]
+	return plaintext, TokenRecord{ID: body[:TokenIDChars], User: user, Salt: salt, Hash: hashToken(salt, plaintext), ExpiresAt: expires}, nil
 }
 
 // TokenID returns the id of a well-formed token without verifying it, for
@@ -107,12 +117,11 @@ func Verify(plaintext string, lookup func(id string) (TokenRecord, bool), now ti
 	if !ok {
 		return "", fmt.Errorf("%w: malformed", ErrInvalidToken)
 	}
-	h := hashToken(plaintext)
 	rec, found := lookup(id)
 	if !found {
 		return "", fmt.Errorf("%w: unknown id %s", ErrInvalidToken, id)
 	}
-	if subtle.ConstantTimeCompare(h, rec.Hash) != 1 || rec.ID != id || rec.User == "" {
+	if subtle.ConstantTimeCompare(hashToken(rec.Salt, plaintext), rec.Hash) != 1 || rec.ID != id || rec.User == "" {
 		return "", fmt.Errorf("%w: id %s does not match", ErrInvalidToken, id)
 	}
 	if rec.Revoked {
@@ -124,10 +133,12 @@ func Verify(plaintext string, lookup func(id string) (TokenRecord, bool), now ti
 	return rec.User, nil
 }
 
-// hashToken is the stored form of a token.
-func hashToken(plaintext string) []byte {
-	h := sha256.Sum256([]byte(plaintext))
-	return h[:]
+// hashToken is the stored form of a token under salt.
+func hashToken(salt []byte, plaintext string) []byte {
+	h := sha256.New()
+	h.Write(salt)
+	h.Write([]byte(plaintext))
+	return h.Sum(nil)
 }
 
 // validTokenID reports whether id has the shape of a token id.

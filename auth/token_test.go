@@ -14,8 +14,9 @@ import (
 
 func TestNewToken(t *testing.T) {
 	t.Parallel()
-	pt, id, hash, err := NewToken(crand.Reader)
+	pt, rec, err := NewToken(crand.Reader, "alice", time.Time{})
 	require.NoError(t, err)
+	id := rec.ID
 	require.True(t, strings.HasPrefix(pt, TokenPrefix))
 	body := strings.TrimPrefix(pt, TokenPrefix)
 	assert.Len(t, body, 43)
@@ -24,37 +25,48 @@ func TestNewToken(t *testing.T) {
 	assert.Len(t, raw, 32)
 	assert.Len(t, id, TokenIDChars)
 	assert.Equal(t, body[:TokenIDChars], id)
-	sum := sha256.Sum256([]byte(pt))
-	assert.Equal(t, sum[:], hash)
+	assert.Equal(t, "alice", rec.User)
+	assert.Len(t, rec.Salt, tokenSaltBytes)
+	sum := sha256.Sum256(append(append([]byte(nil), rec.Salt...), pt...))
+	assert.Equal(t, sum[:], rec.Hash, "the hash is SHA-256 of salt and token")
+	_, again, err := NewToken(seeded(4), "alice", time.Time{})
+	require.NoError(t, err)
+	_, again2, err := NewToken(seeded(9), "alice", time.Time{})
+	require.NoError(t, err)
+	assert.NotEqual(t, again.Salt, again2.Salt, "every token has its own salt")
 	gotID, ok := TokenID(pt)
 	assert.True(t, ok)
 	assert.Equal(t, id, gotID)
-	assert.NoError(t, TokenRecord{ID: id, User: "alice", Hash: hash}.Validate())
+	assert.NoError(t, rec.Validate())
+	noSalt := rec
+	noSalt.Salt = nil
+	assert.ErrorIs(t, noSalt.Validate(), ErrInvalidToken)
 
 	// Deterministic with a fixed source, distinct across draws.
-	a, _, _, err := NewToken(seeded(4))
+	a, _, err := NewToken(seeded(4), "alice", time.Time{})
 	require.NoError(t, err)
-	b, _, _, err := NewToken(seeded(4))
+	b, _, err := NewToken(seeded(4), "alice", time.Time{})
 	require.NoError(t, err)
 	assert.Equal(t, a, b)
 	seen := map[string]bool{}
 	for range 1000 {
-		pt, id, _, err := NewToken(crand.Reader)
+		pt, rec, err := NewToken(crand.Reader, "alice", time.Time{})
 		require.NoError(t, err)
-		require.False(t, seen[pt] || seen[id])
-		seen[pt], seen[id] = true, true
+		require.False(t, seen[pt] || seen[rec.ID])
+		seen[pt], seen[rec.ID] = true, true
 	}
 
-	_, _, _, err = NewToken(failingReader{})
+	_, _, err = NewToken(failingReader{}, "alice", time.Time{})
 	assert.ErrorIs(t, err, errNoEntropy)
-	_, _, _, err = NewToken(nil)
+	_, _, err = NewToken(nil, "alice", time.Time{})
 	assert.Error(t, err)
 }
 
 func TestTokenID(t *testing.T) {
 	t.Parallel()
-	pt, id, _, err := NewToken(seeded(5))
+	pt, rec, err := NewToken(seeded(5), "alice", time.Time{})
 	require.NoError(t, err)
+	id := rec.ID
 	cases := []struct {
 		name string
 		in   string
@@ -90,10 +102,12 @@ func TestTokenID(t *testing.T) {
 func TestVerify(t *testing.T) {
 	t.Parallel()
 	now := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
-	pt, id, hash, err := NewToken(crand.Reader)
+	pt, rec, err := NewToken(crand.Reader, "alice", time.Time{})
 	require.NoError(t, err)
-	other, _, otherHash, err := NewToken(crand.Reader)
+	id, salt, hash := rec.ID, rec.Salt, rec.Hash
+	other, otherRec, err := NewToken(crand.Reader, "alice", time.Time{})
 	require.NoError(t, err)
+	otherHash := otherRec.Hash
 	// A forgery that keeps the id but changes the secret part.
 	i := len(TokenPrefix) + TokenIDChars + 5
 	forged := pt[:i] + "A" + pt[i+1:]
@@ -104,7 +118,6 @@ func TestVerify(t *testing.T) {
 	require.True(t, ok)
 	require.Equal(t, id, fid)
 
-	rec := TokenRecord{ID: id, User: "alice", Hash: hash}
 	cases := []struct {
 		name  string
 		token string
@@ -112,20 +125,20 @@ func TestVerify(t *testing.T) {
 		want  error        // nil: authenticates as alice
 	}{
 		{"valid, no expiry", pt, &rec, nil},
-		{"valid until later", pt, &TokenRecord{ID: id, User: "alice", Hash: hash, ExpiresAt: now.Add(time.Nanosecond)}, nil},
-		{"expires now", pt, &TokenRecord{ID: id, User: "alice", Hash: hash, ExpiresAt: now}, ErrExpiredToken},
-		{"expired", pt, &TokenRecord{ID: id, User: "alice", Hash: hash, ExpiresAt: now.Add(-time.Hour)}, ErrExpiredToken},
-		{"revoked", pt, &TokenRecord{ID: id, User: "alice", Hash: hash, Revoked: true}, ErrRevokedToken},
-		{"revoked and expired", pt, &TokenRecord{ID: id, User: "alice", Hash: hash, Revoked: true, ExpiresAt: now.Add(-time.Hour)}, ErrRevokedToken},
+		{"valid until later", pt, &TokenRecord{ID: id, User: "alice", Salt: salt, Hash: hash, ExpiresAt: now.Add(time.Nanosecond)}, nil},
+		{"expires now", pt, &TokenRecord{ID: id, User: "alice", Salt: salt, Hash: hash, ExpiresAt: now}, ErrExpiredToken},
+		{"expired", pt, &TokenRecord{ID: id, User: "alice", Salt: salt, Hash: hash, ExpiresAt: now.Add(-time.Hour)}, ErrExpiredToken},
+		{"revoked", pt, &TokenRecord{ID: id, User: "alice", Salt: salt, Hash: hash, Revoked: true}, ErrRevokedToken},
+		{"revoked and expired", pt, &TokenRecord{ID: id, User: "alice", Salt: salt, Hash: hash, Revoked: true, ExpiresAt: now.Add(-time.Hour)}, ErrRevokedToken},
 		{"unknown id", pt, nil, ErrInvalidToken},
 		{"forged secret", forged, &rec, ErrInvalidToken},
-		{"forged secret, revoked record", forged, &TokenRecord{ID: id, User: "alice", Hash: hash, Revoked: true}, ErrInvalidToken},
-		{"forged secret, expired record", forged, &TokenRecord{ID: id, User: "alice", Hash: hash, ExpiresAt: now.Add(-time.Hour)}, ErrInvalidToken},
-		{"another token's record", pt, &TokenRecord{ID: id, User: "alice", Hash: otherHash}, ErrInvalidToken},
-		{"record for another id", pt, &TokenRecord{ID: "AAAAAAAAAAAA", User: "alice", Hash: hash}, ErrInvalidToken},
-		{"record without user", pt, &TokenRecord{ID: id, Hash: hash}, ErrInvalidToken},
-		{"record without hash", pt, &TokenRecord{ID: id, User: "alice"}, ErrInvalidToken},
-		{"record with short hash", pt, &TokenRecord{ID: id, User: "alice", Hash: hash[:16]}, ErrInvalidToken},
+		{"forged secret, revoked record", forged, &TokenRecord{ID: id, User: "alice", Salt: salt, Hash: hash, Revoked: true}, ErrInvalidToken},
+		{"forged secret, expired record", forged, &TokenRecord{ID: id, User: "alice", Salt: salt, Hash: hash, ExpiresAt: now.Add(-time.Hour)}, ErrInvalidToken},
+		{"another token's record", pt, &TokenRecord{ID: id, User: "alice", Salt: salt, Hash: otherHash}, ErrInvalidToken},
+		{"record for another id", pt, &TokenRecord{ID: "AAAAAAAAAAAA", User: "alice", Salt: salt, Hash: hash}, ErrInvalidToken},
+		{"record without user", pt, &TokenRecord{ID: id, Salt: salt, Hash: hash}, ErrInvalidToken},
+		{"record without hash", pt, &TokenRecord{ID: id, User: "alice", Salt: salt}, ErrInvalidToken},
+		{"record with short hash", pt, &TokenRecord{ID: id, User: "alice", Salt: salt, Hash: hash[:16]}, ErrInvalidToken},
 		{"malformed", "cave_xyz", &rec, ErrInvalidToken},
 		{"empty", "", &rec, ErrInvalidToken},
 		{"the hash itself", base64.RawURLEncoding.EncodeToString(hash), &rec, ErrInvalidToken},
@@ -163,20 +176,23 @@ func TestVerify(t *testing.T) {
 
 func TestTokenRecordValidate(t *testing.T) {
 	t.Parallel()
-	_, id, hash, err := NewToken(crand.Reader)
+	_, rec, err := NewToken(crand.Reader, "alice", time.Time{})
 	require.NoError(t, err)
+	id, salt, hash := rec.ID, rec.Salt, rec.Hash
 	cases := []struct {
 		name  string
 		rec   TokenRecord
 		valid bool
 	}{
-		{"ok", TokenRecord{ID: id, User: "alice", Hash: hash}, true},
-		{"ok with expiry and revoked", TokenRecord{ID: id, User: "alice", Hash: hash, ExpiresAt: time.Unix(1, 0), Revoked: true}, true},
-		{"short id", TokenRecord{ID: id[:11], User: "alice", Hash: hash}, false},
-		{"bad id char", TokenRecord{ID: "AAAAAAAAAAA/", User: "alice", Hash: hash}, false},
-		{"bad user", TokenRecord{ID: id, User: "a b", Hash: hash}, false},
-		{"no user", TokenRecord{ID: id, Hash: hash}, false},
-		{"no hash", TokenRecord{ID: id, User: "alice"}, false},
+		{"ok", TokenRecord{ID: id, User: "alice", Salt: salt, Hash: hash}, true},
+		{"ok with expiry and revoked", TokenRecord{ID: id, User: "alice", Salt: salt, Hash: hash, ExpiresAt: time.Unix(1, 0), Revoked: true}, true},
+		{"short id", TokenRecord{ID: id[:11], User: "alice", Salt: salt, Hash: hash}, false},
+		{"bad id char", TokenRecord{ID: "AAAAAAAAAAA/", User: "alice", Salt: salt, Hash: hash}, false},
+		{"bad user", TokenRecord{ID: id, User: "a b", Salt: salt, Hash: hash}, false},
+		{"no salt", TokenRecord{ID: id, User: "alice", Hash: hash}, false},
+		{"short salt", TokenRecord{ID: id, User: "alice", Salt: salt[:8], Hash: hash}, false},
+		{"no user", TokenRecord{ID: id, Salt: salt, Hash: hash}, false},
+		{"no hash", TokenRecord{ID: id, User: "alice", Salt: salt}, false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -398,11 +398,11 @@ func (s *authService) IssueToken(ctx context.Context, req *authv1.IssueTokenRequ
 // and stores its record. It returns the plaintext, which is never stored,
 // and the record. An unknown user is a NotFound status.
 func (p *policyStore) issueToken(ctx context.Context, user string, ttl time.Duration) (string, auth.TokenRecord, error) {
-	plain, id, hash, err := auth.NewToken(rand.Reader)
+	plain, rec, err := auth.NewToken(rand.Reader, user, time.Now().Add(ttl))
 	if err != nil {
 		return "", auth.TokenRecord{}, err
 	}
-	rec := auth.TokenRecord{ID: id, User: user, Hash: hash, ExpiresAt: time.Now().Add(ttl)}
+	id := rec.ID
 	_, err = p.update(ctx, func(d *policyDoc) error {
 		if _, ok := d.Users[user]; !ok {
 			return userNotFound(user)

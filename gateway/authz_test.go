@@ -140,15 +140,16 @@ func verifiedState(cn string) *tls.ConnectionState {
 func TestAuthenticate(t *testing.T) {
 	t.Parallel()
 	doc := testPolicy()
-	good, id, hash, err := auth.NewToken(rand.Reader)
+	good, rec, err := auth.NewToken(rand.Reader, "alice", time.Now().Add(time.Hour))
 	require.NoError(t, err)
-	doc.Tokens[id] = auth.TokenRecord{ID: id, User: "alice", Hash: hash, ExpiresAt: time.Now().Add(time.Hour)}
-	expired, eid, ehash, err := auth.NewToken(rand.Reader)
+	doc.Tokens[rec.ID] = rec
+	expired, rec, err := auth.NewToken(rand.Reader, "alice", time.Now().Add(-time.Second))
 	require.NoError(t, err)
-	doc.Tokens[eid] = auth.TokenRecord{ID: eid, User: "alice", Hash: ehash, ExpiresAt: time.Now().Add(-time.Second)}
-	revoked, rid, rhash, err := auth.NewToken(rand.Reader)
+	doc.Tokens[rec.ID] = rec
+	revoked, rec, err := auth.NewToken(rand.Reader, "alice", time.Time{})
 	require.NoError(t, err)
-	doc.Tokens[rid] = auth.TokenRecord{ID: rid, User: "alice", Hash: rhash, Revoked: true}
+	rec.Revoked = true
+	doc.Tokens[rec.ID] = rec
 
 	cases := []struct {
 		name     string
@@ -209,8 +210,9 @@ func TestAuthenticate(t *testing.T) {
 
 func TestPolicyDocValidate(t *testing.T) {
 	t.Parallel()
-	_, id, hash, err := auth.NewToken(rand.Reader)
+	_, rec, err := auth.NewToken(rand.Reader, "root", time.Time{})
 	require.NoError(t, err)
+	id := rec.ID
 	cases := []struct {
 		name   string
 		change func(d *policyDoc)
@@ -222,9 +224,10 @@ func TestPolicyDocValidate(t *testing.T) {
 		{"bad action", func(d *policyDoc) { d.Roles["r"] = []grantDoc{{Prefix: "a/", Action: "fly"}} }},
 		{"star in prefix", func(d *policyDoc) { d.Roles["r"] = []grantDoc{{Prefix: "a*", Action: acl.Read}} }},
 		{"token under another id", func(d *policyDoc) {
-			d.Tokens["AAAAAAAAAAAA"] = auth.TokenRecord{ID: id, User: "root", Hash: hash}
+			d.Tokens["AAAAAAAAAAAA"] = rec
 		}},
-		{"token without hash", func(d *policyDoc) { d.Tokens[id] = auth.TokenRecord{ID: id, User: "root"} }},
+		{"token without hash", func(d *policyDoc) { d.Tokens[id] = auth.TokenRecord{ID: id, User: "root", Salt: rec.Salt} }},
+		{"token without salt", func(d *policyDoc) { d.Tokens[id] = auth.TokenRecord{ID: id, User: "root", Hash: rec.Hash} }},
 	}
 	assert.NoError(t, bootstrapPolicy().validate())
 	for _, tc := range cases {
