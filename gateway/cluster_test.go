@@ -121,6 +121,7 @@ func TestClusterRESTBadInput(t *testing.T) {
 type response struct {
 	status      int
 	contentType string
+	header      http.Header
 	body        string
 }
 
@@ -134,7 +135,7 @@ func send(t *testing.T, ctx context.Context, method, url, body string) response 
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	require.NoError(t, err)
-	return response{status: resp.StatusCode, contentType: resp.Header.Get("Content-Type"), body: string(b)}
+	return response{status: resp.StatusCode, contentType: resp.Header.Get("Content-Type"), header: resp.Header, body: string(b)}
 }
 
 func do(t *testing.T, ctx context.Context, method, url, body string) (int, string) {

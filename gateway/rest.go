@@ -136,8 +136,13 @@ func rewriteKV(maxValueBytes int, next http.Handler) http.Handler {
 			r.ContentLength = int64(len(body))
 			r.Header.Set("Content-Type", mimeRaw)
 		case http.MethodGet, http.MethodHead:
-			if r.URL.Query().Get("format") != "json" {
+			q := r.URL.Query()
+			if q.Get("format") != "json" {
 				r.Header.Set("Accept", mimeRaw)
+			}
+			if secret, _ := strconv.ParseBool(q.Get("secret")); secret {
+				// The answer is a plaintext secret: no cache may keep it.
+				w.Header().Set("Cache-Control", "no-store")
 			}
 		}
 		next.ServeHTTP(w, r)

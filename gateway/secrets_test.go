@@ -117,9 +117,10 @@ func TestSecretsCluster(t *testing.T) {
 	secretValues = append(secretValues, restSecret)
 	code, body := do(t, ctx, http.MethodPut, c.HTTPURL(0)+"/api/v1/kv/sec/rest?secret=true", restSecret)
 	require.Equal(t, http.StatusOK, code, body)
-	code, body = do(t, ctx, http.MethodGet, c.HTTPURL(1)+"/api/v1/kv/sec/rest?secret=true", "")
-	require.Equal(t, http.StatusOK, code, body)
-	assert.Equal(t, restSecret, body)
+	r := send(t, ctx, http.MethodGet, c.HTTPURL(1)+"/api/v1/kv/sec/rest?secret=true", "")
+	require.Equal(t, http.StatusOK, r.status, r.body)
+	assert.Equal(t, restSecret, r.body)
+	assert.Equal(t, "no-store", r.header.Get("Cache-Control"), "a plaintext secret must not be cached")
 	code, body = do(t, ctx, http.MethodGet, c.HTTPURL(2)+"/api/v1/kv/sec/rest?secret=true&format=json", "")
 	require.Equal(t, http.StatusOK, code, body)
 	var kj keyJSON
