@@ -18,11 +18,12 @@ import (
 	"github.com/cavedb/cave/shard"
 )
 
-// MetaStore reads and writes the auth/ namespace of the meta shard;
+// MetaStore reads and compare-and-swaps single keys of the meta shard's
+// exported namespaces (the access policy, the secrets keyring);
 // *node.Node implements it.
 type MetaStore interface {
 	MetaGet(ctx context.Context, key string, stale bool) (*shard.KeyValue, error)
-	MetaWrite(ctx context.Context, ops ...shard.Op) ([]shard.OpResult, error)
+	MetaSwap(ctx context.Context, key string, value []byte, prev int64) (int64, bool, error)
 }
 
 var _ MetaStore = (*node.Node)(nil)
@@ -326,18 +327,7 @@ func (p *policyStore) write(ctx context.Context, d *policyDoc, prev int64) (int6
 	if err != nil {
 		return 0, false, fmt.Errorf("gateway: encode access policy: %w", err)
 	}
-	res, err := p.meta.MetaWrite(ctx, shard.Op{Kind: shard.OpPut, Key: []byte(policyKey), Value: b,
-		PrevRevision: prev, HasPrevRevision: true})
-	if err != nil {
-		return 0, false, err
-	}
-	switch res[0].Code {
-	case shard.ResultOK:
-		return res[0].Revision, true, nil
-	case shard.ResultConditionFailed:
-		return 0, false, nil
-	}
-	return 0, false, fmt.Errorf("gateway: write access policy: result %v", res[0].Code)
+	return p.meta.MetaSwap(ctx, policyKey, b, prev)
 }
 
 // bootstrap creates the bootstrap policy unless a policy exists. It

@@ -3,7 +3,6 @@ package gateway
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 
 	"google.golang.org/grpc/codes"
@@ -12,14 +11,13 @@ import (
 	"github.com/cavedb/cave/node"
 	secretsv1 "github.com/cavedb/cave/proto/cave/secrets/v1"
 	"github.com/cavedb/cave/secrets"
-	"github.com/cavedb/cave/shard"
 )
 
 // SecretsConfig configures secret=true values and the Secrets service.
 type SecretsConfig struct {
 	// Meta stores the cluster's wrapped keyring under
 	// node.MetaSecrets+"keyring": the node. Required.
-	Meta SecretsBackend
+	Meta MetaStore
 	// KEK returns the key-encryption key that wraps the cluster key: the
 	// content of --kek-file, or DevKEK in dev mode and with --insecure.
 	// Every node of a cluster must return the same key. Required.
@@ -33,15 +31,6 @@ func (c SecretsConfig) Validate() error {
 	}
 	return nil
 }
-
-// SecretsBackend reads and writes the meta shard's secrets namespace; a
-// *node.Node is one.
-type SecretsBackend interface {
-	MetaGet(ctx context.Context, key string, stale bool) (*shard.KeyValue, error)
-	MetaWrite(ctx context.Context, ops ...shard.Op) ([]shard.OpResult, error)
-}
-
-var _ SecretsBackend = (*node.Node)(nil)
 
 // DevKEK returns a SecretsConfig.KEK for dev mode and --insecure:
 // secrets.DeriveDevKEK of the cluster id. Anyone who can read the cluster
@@ -63,7 +52,7 @@ func DevKEK(c interface {
 const keyringKey = node.MetaSecrets + "keyring"
 
 // metaKeyring is secrets.Store over the meta shard.
-type metaKeyring struct{ meta SecretsBackend }
+type metaKeyring struct{ meta MetaStore }
 
 var _ secrets.Store = metaKeyring{}
 
@@ -78,18 +67,7 @@ func (m metaKeyring) Load(ctx context.Context, stale bool) ([]byte, int64, error
 
 // Swap implements secrets.Store with a conditional meta write.
 func (m metaKeyring) Swap(ctx context.Context, data []byte, prev int64) (int64, bool, error) {
-	res, err := m.meta.MetaWrite(ctx, shard.Op{Kind: shard.OpPut, Key: []byte(keyringKey), Value: data,
-		PrevRevision: prev, HasPrevRevision: true})
-	if err != nil {
-		return 0, false, err
-	}
-	switch res[0].Code {
-	case shard.ResultOK:
-		return res[0].Revision, true, nil
-	case shard.ResultConditionFailed:
-		return 0, false, nil
-	}
-	return 0, false, fmt.Errorf("gateway: store secrets keyring: result %s", res[0].Code)
+	return m.meta.MetaSwap(ctx, keyringKey, data, prev)
 }
 
 // seal returns the value to store for a Put of value under key: the value

@@ -30,7 +30,7 @@ var (
 	// ErrNotInitialized is returned while the cluster metadata is not yet
 	// readable on this node (joining, or bootstrap still in progress).
 	ErrNotInitialized = errors.New("node: cluster metadata not available yet")
-	// ErrBadMetaKey is returned by MetaGet, MetaList and MetaWrite for a key
+	// ErrBadMetaKey is returned by MetaGet and MetaSwap for a key
 	// outside the namespaces other packages may use. Nothing was applied.
 	ErrBadMetaKey = errors.New("node: meta key outside the exported namespaces")
 )

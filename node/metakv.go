@@ -5,18 +5,16 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/cavedb/cave/ring"
 	"github.com/cavedb/cave/shard"
 )
 
 // Namespaces of the meta shard that other packages may read and write
-// through MetaGet, MetaList and MetaWrite. The cluster's own schema
-// (cluster/, replicas/) is not among them, so no caller can corrupt
-// placement.
+// through MetaGet and MetaSwap. The cluster's own schema (cluster/,
+// replicas/) is not among them, so no caller can corrupt placement.
 const (
-	// MetaAuth holds users, roles, grants and tokens (package auth, acl).
+	// MetaAuth holds the access policy: users, roles, grants and tokens.
 	MetaAuth = "auth/"
-	// MetaSecrets holds the wrapped secrets keyring (package secrets).
+	// MetaSecrets holds the wrapped secrets keyring.
 	MetaSecrets = "secrets/"
 )
 
@@ -42,39 +40,25 @@ func (n *Node) MetaGet(ctx context.Context, key string, stale bool) (*shard.KeyV
 	return n.metaGet(ctx, key, stale)
 }
 
-// MetaList returns every key under prefix (a namespace or a path inside
-// one) with its value, in key order, reading page by page from the local
-// meta replica. Errors are those of MetaGet.
-func (n *Node) MetaList(ctx context.Context, prefix string, stale bool) ([]shard.KeyValue, error) {
-	if err := checkMetaKey(prefix + "x"); err != nil {
-		return nil, err
+// MetaSwap stores value under key if the key's mod revision is still prev
+// (0: the key must be absent). It returns the new revision and true, or
+// false when the key has moved on (nothing was written: read it again and
+// retry). A key outside the exported namespaces fails with ErrBadMetaKey
+// and nothing is proposed; other errors are those of Propose, and
+// ErrUnknownOutcome means the value may or may not have been stored.
+func (n *Node) MetaSwap(ctx context.Context, key string, value []byte, prev int64) (int64, bool, error) {
+	if err := checkMetaKey(key); err != nil {
+		return 0, false, err
 	}
-	var out []shard.KeyValue
-	var after []byte
-	for {
-		v, err := n.Read(ctx, ring.MetaShard, shard.ListQuery{Prefix: []byte(prefix), StartAfter: after, Limit: 1000}, stale)
-		if err != nil {
-			return nil, err
-		}
-		res := v.(*shard.ListResult)
-		out = append(out, res.Items...)
-		if !res.More || len(res.Items) == 0 {
-			return out, nil
-		}
-		after = res.Items[len(res.Items)-1].Key
+	res, err := n.metaWrite(ctx, shard.Op{Kind: shard.OpPut, Key: []byte(key), Value: value, PrevRevision: prev, HasPrevRevision: true})
+	if err != nil {
+		return 0, false, err
 	}
-}
-
-// MetaWrite applies ops to the meta shard atomically, in one Raft entry,
-// and returns one result per op (a failed condition is a result, not an
-// error). Every op's key must lie in an exported namespace, else nothing
-// is proposed and the error wraps ErrBadMetaKey. Other errors are those of
-// Propose: ErrUnknownOutcome means the ops may or may not have applied.
-func (n *Node) MetaWrite(ctx context.Context, ops ...shard.Op) ([]shard.OpResult, error) {
-	for _, op := range ops {
-		if err := checkMetaKey(string(op.Key)); err != nil {
-			return nil, err
-		}
+	switch res[0].Code {
+	case shard.ResultOK:
+		return res[0].Revision, true, nil
+	case shard.ResultConditionFailed:
+		return 0, false, nil
 	}
-	return n.metaWrite(ctx, ops...)
+	return 0, false, fmt.Errorf("node: meta write of %s: result %v", key, res[0].Code)
 }
