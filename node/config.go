@@ -75,9 +75,12 @@ type Config struct {
 // TLSFiles are the node's PEM files (--tls-ca, --tls-cert, --tls-key).
 //
 // With them, dragonboat's Raft transport requires and verifies a
-// certificate from the CA on both ends and checks that the certificate of
-// the node it dials names the host of that node's --raft-addr (so node
-// certificates carry every host peers dial). Dragonboat reads the files
+// certificate on both ends and checks that the certificate of the node it
+// dials names the host of that node's --raft-addr (so node certificates
+// carry every host peers dial). It trusts only the intermediate CA that
+// issued the node certificate, when the certificate file carries one (as
+// `cave certs node` writes it), so client certificates of the cluster CA
+// cannot speak Raft; see raftCAFile. Dragonboat reads the files
 // once, when the node starts: a renewed certificate reaches the Raft
 // transport at the next restart, while the gRPC and HTTP ports reload it
 // on SIGHUP.

@@ -82,6 +82,13 @@ func New(cfg Config, peers *peer.Pool) (*Node, error) {
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	n.leaders.init()
 
+	raftCA := ""
+	if cfg.TLS.enabled() {
+		if raftCA, err = raftCAFile(cfg.TLS, cfg.DataDir, lg); err != nil {
+			store.Close()
+			return nil, err
+		}
+	}
 	logdb := config.GetTinyMemLogDBConfig()
 	logdb.Shards = cfg.Expert.LogDBShards
 	es := cfg.Expert.EngineShards
@@ -93,7 +100,7 @@ func New(cfg Config, peers *peer.Pool) (*Node, error) {
 		ListenAddress:     cfg.RaftListenAddr,
 		RaftEventListener: n,
 		MutualTLS:         cfg.TLS.enabled(),
-		CAFile:            cfg.TLS.CAFile,
+		CAFile:            raftCA,
 		CertFile:          cfg.TLS.CertFile,
 		KeyFile:           cfg.TLS.KeyFile,
 		Expert: config.ExpertConfig{

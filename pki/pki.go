@@ -2,9 +2,16 @@
 // CA, node certificates (server and client use, for every port and for
 // node-to-node calls) and client certificates whose common name is the
 // subject the access policy knows. Keys are ECDSA P-256.
+//
+// Node certificates are best issued by an intermediate CA that signs node
+// certificates only (NewIntermediate): everything that trusts the cluster
+// CA accepts them, and the Raft transport, which can check nothing but the
+// chain, trusts the intermediate alone and so refuses client certificates
+// (IssuerPEM gives a node the intermediate to trust).
 package pki
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -65,12 +72,40 @@ func NewCA(cn string, validity time.Duration, now time.Time) (*Bundle, error) {
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
 		BasicConstraintsValid: true,
 		IsCA:                  true,
-		MaxPathLenZero:        true,
+		MaxPathLen:            1, // one intermediate: the node CA
 	}
 	return sign(tmpl, nil)
 }
 
-// Issue signs a certificate for req with the CA ca.
+// NewIntermediate returns a CA named cn signed by ca, valid from now for
+// validity (capped at ca's expiry), that may sign leaf certificates only.
+// Its CertPEM holds its certificate followed by ca's chain, so that
+// certificates it issues carry the whole chain to ca.
+func NewIntermediate(ca *Bundle, cn string, validity time.Duration, now time.Time) (*Bundle, error) {
+	if cn == "" || validity <= 0 {
+		return nil, fmt.Errorf("%w: the intermediate CA needs a name and a positive validity", ErrBadRequest)
+	}
+	if !ca.Cert.IsCA {
+		return nil, fmt.Errorf("%w: the issuer is not a CA", ErrBadRequest)
+	}
+	tmpl := &x509.Certificate{
+		Subject:               pkix.Name{CommonName: cn, Organization: []string{"cave"}},
+		NotBefore:             now.Add(-time.Minute),
+		NotAfter:              now.Add(validity),
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		MaxPathLenZero:        true,
+	}
+	if tmpl.NotAfter.After(ca.Cert.NotAfter) {
+		tmpl.NotAfter = ca.Cert.NotAfter
+	}
+	return sign(tmpl, ca)
+}
+
+// Issue signs a certificate for req with the CA ca. When ca is an
+// intermediate, the returned CertPEM holds the new certificate followed by
+// ca's chain.
 func (ca *Bundle) Issue(req Request, now time.Time) (*Bundle, error) {
 	if req.CommonName == "" || req.Validity <= 0 {
 		return nil, fmt.Errorf("%w: a certificate needs a common name and a positive validity", ErrBadRequest)
@@ -115,8 +150,12 @@ func sign(tmpl *x509.Certificate, issuer *Bundle) (*Bundle, error) {
 	}
 	tmpl.SerialNumber = serial
 	parent, signer := tmpl, key
+	var chain []byte // the issuer's chain, below a root
 	if issuer != nil {
 		parent, signer = issuer.Cert, issuer.Key
+		if !selfSigned(issuer.Cert) {
+			chain = issuer.CertPEM
+		}
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, signer)
 	if err != nil {
@@ -133,9 +172,40 @@ func sign(tmpl *x509.Certificate, issuer *Bundle) (*Bundle, error) {
 	return &Bundle{
 		Cert:    cert,
 		Key:     key,
-		CertPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		CertPEM: append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), chain...),
 		KeyPEM:  pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}),
 	}, nil
+}
+
+// selfSigned reports whether c is a root: its own issuer.
+func selfSigned(c *x509.Certificate) bool {
+	return bytes.Equal(c.RawIssuer, c.RawSubject) && c.CheckSignatureFrom(c) == nil
+}
+
+// IssuerPEM returns, PEM encoded, the certificate that issued the leaf of
+// chainPEM (a certificate file: the leaf, then its chain) when the file
+// carries it and it is an intermediate CA, not a root; ok is false
+// otherwise. A node gives it to the Raft transport as the only CA to
+// trust, so that only certificates of the same intermediate, node
+// certificates, can connect.
+func IssuerPEM(chainPEM []byte) (issuer []byte, ok bool) {
+	leafBlock, rest := pem.Decode(chainPEM)
+	if leafBlock == nil {
+		return nil, false
+	}
+	leaf, err := x509.ParseCertificate(leafBlock.Bytes)
+	if err != nil {
+		return nil, false
+	}
+	block, _ := pem.Decode(rest)
+	if block == nil || block.Type != "CERTIFICATE" {
+		return nil, false
+	}
+	ca, err := x509.ParseCertificate(block.Bytes)
+	if err != nil || !ca.IsCA || selfSigned(ca) || leaf.CheckSignatureFrom(ca) != nil {
+		return nil, false
+	}
+	return pem.EncodeToMemory(block), true
 }
 
 // Parse reads a bundle from PEM-encoded certificate and EC private key.

@@ -135,3 +135,114 @@ func TestBadRequests(t *testing.T) {
 		}
 	}
 }
+
+// TestNodeIntermediate issues node certificates from an intermediate CA and
+// a client certificate from the root: a peer that trusts the root accepts
+// both; a peer that trusts only the intermediate (the Raft transport, given
+// IssuerPEM of its own certificate) accepts the node and refuses the
+// client, in a real TLS handshake.
+func TestNodeIntermediate(t *testing.T) {
+	now := time.Now()
+	root := mustCA(t, "cave test CA")
+	nodes, err := NewIntermediate(root, "cave nodes", 48*time.Hour, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !nodes.Cert.NotAfter.Equal(root.Cert.NotAfter) {
+		t.Errorf("intermediate expires %v, after its root %v", nodes.Cert.NotAfter, root.Cert.NotAfter)
+	}
+	n1, err := nodes.Issue(Request{Kind: KindNode, CommonName: "n1", Hosts: []string{"127.0.0.1"}, Validity: time.Hour}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n2, err := nodes.Issue(Request{Kind: KindNode, CommonName: "n2", Hosts: []string{"127.0.0.1"}, Validity: time.Hour}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err := root.Issue(Request{Kind: KindClient, CommonName: "alice", Validity: time.Hour}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	issuer, ok := IssuerPEM(n1.CertPEM)
+	if !ok {
+		t.Fatal("IssuerPEM found no intermediate in a node certificate's chain")
+	}
+	if string(issuer) != string(nodes.CertPEM) {
+		t.Error("IssuerPEM returned something other than the intermediate")
+	}
+	if _, ok := IssuerPEM(client.CertPEM); ok {
+		t.Error("IssuerPEM of a root-signed certificate: want none")
+	}
+	if _, ok := IssuerPEM(root.CertPEM); ok {
+		t.Error("IssuerPEM of a root: want none")
+	}
+	if _, ok := IssuerPEM([]byte("not pem")); ok {
+		t.Error("IssuerPEM of garbage: want none")
+	}
+
+	pool := func(pemData []byte) *x509.CertPool {
+		p := x509.NewCertPool()
+		if !p.AppendCertsFromPEM(pemData) {
+			t.Fatal("no certificate in pool data")
+		}
+		return p
+	}
+	handshake := func(server *Bundle, trusted *x509.CertPool, peer *Bundle) error {
+		t.Helper()
+		srv, err := tls.X509KeyPair(server.CertPEM, server.KeyPEM)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cli, err := tls.X509KeyPair(peer.CertPEM, peer.KeyPEM)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return handshakePair(t,
+			&tls.Config{Certificates: []tls.Certificate{srv}, ClientCAs: trusted, ClientAuth: tls.RequireAndVerifyClientCert},
+			&tls.Config{Certificates: []tls.Certificate{cli}, RootCAs: trusted, ServerName: "127.0.0.1"})
+	}
+	if err := handshake(n1, pool(root.CertPEM), n2); err != nil {
+		t.Errorf("node to node, trusting the root: %v", err)
+	}
+	if err := handshake(n1, pool(issuer), n2); err != nil {
+		t.Errorf("node to node, trusting the intermediate: %v", err)
+	}
+	if err := handshake(n1, pool(issuer), client); err == nil {
+		t.Error("a client certificate reached a server that trusts only the node intermediate")
+	}
+}
+
+// handshakePair runs a TLS handshake between server and client configs
+// over a loopback TCP connection and returns the server's error or,
+// failing that, the client's.
+func handshakePair(t *testing.T, server, client *tls.Config) error {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	srvErr := make(chan error, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			srvErr <- err
+			return
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		srvErr <- tls.Server(c, server).Handshake()
+	}()
+	c, err := net.DialTimeout("tcp", ln.Addr().String(), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	cliErr := tls.Client(c, client).Handshake()
+	if err := <-srvErr; err != nil {
+		return err
+	}
+	return cliErr
+}

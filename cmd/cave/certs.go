@@ -19,9 +19,15 @@ import (
 	"github.com/cavedb/cave/secrets"
 )
 
-// caFileName is the base name of the CA's files in a certs dir: ca.crt and
-// ca.key.
-const caFileName = "ca"
+// Base names of the CAs' files in a certs dir: the cluster CA (ca.crt,
+// ca.key), which signs client certificates and the node CA, and the node
+// CA (nodes-ca.crt, nodes-ca.key), which signs node certificates only.
+// Every port trusts the cluster CA; the Raft transport trusts only the
+// node CA, so no client certificate reaches it.
+const (
+	caFileName      = "ca"
+	nodesCAFileName = "nodes-ca"
+)
 
 // Default validity of the certificates `cave certs` creates.
 const (
@@ -116,18 +122,29 @@ func certsInit(w io.Writer, dir, name string, validity time.Duration, now time.T
 	if validity <= 0 {
 		return fmt.Errorf("certs init: --validity must be > 0, got %s", validity)
 	}
-	if err := refuseExisting(dir, caFileName, "a CA"); err != nil {
-		return fmt.Errorf("certs init: %w", err)
+	for _, f := range []string{caFileName, nodesCAFileName} {
+		if err := refuseExisting(dir, f, "a CA"); err != nil {
+			return fmt.Errorf("certs init: %w", err)
+		}
 	}
 	ca, err := pki.NewCA(name, validity, now)
+	if err != nil {
+		return fmt.Errorf("certs init: %w", err)
+	}
+	nodes, err := pki.NewIntermediate(ca, name+" nodes", validity, now)
 	if err != nil {
 		return fmt.Errorf("certs init: %w", err)
 	}
 	if err := pki.Write(dir, caFileName, ca); err != nil {
 		return fmt.Errorf("certs init: %w", err)
 	}
-	fmt.Fprintf(w, "created CA %q valid until %s: %s (give to every node and client as --tls-ca) and %s (keep offline; it signs certificates)\n",
+	if err := pki.Write(dir, nodesCAFileName, nodes); err != nil {
+		return fmt.Errorf("certs init: %w", err)
+	}
+	fmt.Fprintf(w, "created CA %q valid until %s: %s (give to every node and client as --tls-ca) and %s (keep offline; it signs client certificates)\n",
 		name, ca.Cert.NotAfter.UTC().Format(time.RFC3339), filepath.Join(dir, caFileName+".crt"), filepath.Join(dir, caFileName+".key"))
+	fmt.Fprintf(w, "created node CA %q signed by it: %s and %s (keep offline; it signs node certificates)\n",
+		nodes.Cert.Subject.CommonName, filepath.Join(dir, nodesCAFileName+".crt"), filepath.Join(dir, nodesCAFileName+".key"))
 	return nil
 }
 
@@ -141,8 +158,8 @@ func certsIssue(w io.Writer, dir string, req pki.Request, now time.Time) error {
 	if err := auth.ValidateName(req.CommonName); err != nil {
 		return fmt.Errorf("%s: --name: %w", cmd, err)
 	}
-	if req.CommonName == caFileName {
-		return fmt.Errorf("%s: --name %q is reserved for the CA's files", cmd, caFileName)
+	if req.CommonName == caFileName || req.CommonName == nodesCAFileName {
+		return fmt.Errorf("%s: --name %q is reserved for the CAs' files", cmd, req.CommonName)
 	}
 	if req.Validity <= 0 {
 		return fmt.Errorf("%s: --validity must be > 0, got %s", cmd, req.Validity)
@@ -157,7 +174,11 @@ func certsIssue(w io.Writer, dir string, req pki.Request, now time.Time) error {
 			}
 		}
 	}
-	ca, err := pki.Load(dir, caFileName)
+	issuer := caFileName
+	if req.Kind == pki.KindNode {
+		issuer = nodesCAFileName
+	}
+	ca, err := pki.Load(dir, issuer)
 	if errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("%s: no CA in %s (run `cave certs init --dir %s` first): %w", cmd, dir, dir, err)
 	}

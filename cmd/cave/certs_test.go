@@ -43,7 +43,7 @@ func TestCertsFiles(t *testing.T) {
 	st, err := os.Stat(dir)
 	require.NoError(t, err)
 	assert.Equal(t, os.FileMode(0o700), st.Mode().Perm(), "certs dir mode")
-	for _, name := range []string{"ca", "n1", "alice"} {
+	for _, name := range []string{"ca", "nodes-ca", "n1", "alice"} {
 		for _, ext := range []string{".crt", ".key"} {
 			st, err := os.Stat(filepath.Join(dir, name+ext))
 			require.NoError(t, err)
@@ -65,8 +65,19 @@ func TestCertsFiles(t *testing.T) {
 	assert.Equal(t, []string{"node1.example.com"}, node.Cert.DNSNames)
 	assert.True(t, slices.ContainsFunc(node.Cert.IPAddresses, func(ip net.IP) bool { return ip.Equal(net.ParseIP("127.0.0.1")) }))
 	assert.True(t, slices.ContainsFunc(node.Cert.IPAddresses, func(ip net.IP) bool { return ip.Equal(net.IPv6loopback) }))
+	// The node certificate comes from the node CA and its file carries
+	// the chain to the cluster CA.
+	nodesCA, err := pki.Load(dir, "nodes-ca")
+	require.NoError(t, err)
+	assert.True(t, nodesCA.Cert.IsCA)
+	assert.Equal(t, nodesCA.Cert.Subject.String(), node.Cert.Issuer.String())
+	issuer, ok := pki.IssuerPEM(node.CertPEM)
+	require.True(t, ok, "the node certificate file carries its issuer")
+	assert.Equal(t, string(nodesCA.CertPEM), string(issuer))
+	chain := x509.NewCertPool()
+	require.True(t, chain.AppendCertsFromPEM(issuer))
 	for _, usage := range []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth} {
-		_, err := node.Cert.Verify(x509.VerifyOptions{Roots: roots, DNSName: "node1.example.com", KeyUsages: []x509.ExtKeyUsage{usage}})
+		_, err := node.Cert.Verify(x509.VerifyOptions{Roots: roots, Intermediates: chain, DNSName: "node1.example.com", KeyUsages: []x509.ExtKeyUsage{usage}})
 		assert.NoError(t, err, "node certificate for usage %v", usage)
 	}
 	assert.WithinDuration(t, time.Now().Add(defaultLeafValidity), node.Cert.NotAfter, time.Hour)
@@ -78,6 +89,8 @@ func TestCertsFiles(t *testing.T) {
 	assert.NoError(t, err)
 	_, err = client.Cert.Verify(x509.VerifyOptions{Roots: roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
 	assert.Error(t, err, "a client certificate must not serve")
+	_, err = client.Cert.Verify(x509.VerifyOptions{Roots: chain, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
+	assert.Error(t, err, "whoever trusts only the node CA (the Raft port) must refuse a client certificate")
 	assert.WithinDuration(t, time.Now().Add(24*time.Hour), client.Cert.NotAfter, time.Hour)
 }
 
@@ -108,6 +121,7 @@ func TestCertsErrors(t *testing.T) {
 		{"name with slash", []string{"client", "--dir", dir, "--name", "../evil"}, "slashes"},
 		{"name with space", []string{"client", "--dir", dir, "--name", "a b"}, "spaces"},
 		{"reserved name", []string{"client", "--dir", dir, "--name", "ca"}, "reserved"},
+		{"reserved node CA name", []string{"node", "--dir", dir, "--name", "nodes-ca", "--hosts", "localhost"}, "reserved"},
 		{"zero validity", []string{"client", "--dir", dir, "--name", "bob", "--validity", "0s"}, "--validity must be > 0"},
 		{"negative CA validity", []string{"init", "--dir", empty, "--validity", "-1h"}, "--validity must be > 0"},
 		{"empty CA name", []string{"init", "--dir", empty, "--name", " "}, "--name must not be empty"},
@@ -134,7 +148,7 @@ func TestCertsErrors(t *testing.T) {
 	for _, e := range entries {
 		names = append(names, e.Name())
 	}
-	assert.Equal(t, "ca.crt ca.key n1.crt n1.key", strings.Join(names, " "), "no file was added by a failed command")
+	assert.Equal(t, "ca.crt ca.key n1.crt n1.key nodes-ca.crt nodes-ca.key", strings.Join(names, " "), "no file was added by a failed command")
 	entries, err = os.ReadDir(empty)
 	require.NoError(t, err)
 	assert.Empty(t, entries)

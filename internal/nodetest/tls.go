@@ -15,7 +15,8 @@ import (
 )
 
 // WithTLS runs every node with TLS on every port, as `cave --tls-*` does: a
-// CA and one node certificate for 127.0.0.1 and localhost, made with pki in
+// CA, a node CA under it and one node certificate for 127.0.0.1 and
+// localhost, made with pki in
 // the cluster's temp dir; mutual TLS on gRPC (the Peer service for node
 // certificates only), HTTPS on REST, Raft over mutual TLS and encrypted
 // gossip, with nodes joining through gRPC addresses. HTTPURL then returns
@@ -40,7 +41,14 @@ func newCerts(t testing.TB, dir string) *certs {
 	if err != nil {
 		t.Fatalf("nodetest: CA: %v", err)
 	}
-	nd, err := ca.Issue(pki.Request{Kind: pki.KindNode, CommonName: "node", Hosts: []string{"127.0.0.1", "localhost"}, Validity: time.Hour}, now)
+	// Node certificates come from a node CA under the cluster CA, as
+	// `cave certs` makes them, so the Raft port trusts node certificates
+	// only.
+	nodesCA, err := pki.NewIntermediate(ca, "nodetest-nodes", 24*time.Hour, now)
+	if err != nil {
+		t.Fatalf("nodetest: node CA: %v", err)
+	}
+	nd, err := nodesCA.Issue(pki.Request{Kind: pki.KindNode, CommonName: "node", Hosts: []string{"127.0.0.1", "localhost"}, Validity: time.Hour}, now)
 	if err != nil {
 		t.Fatalf("nodetest: node certificate: %v", err)
 	}

@@ -134,6 +134,8 @@ func TestTLSCluster(t *testing.T) {
 		assert.Error(t, err, "raft port with a foreign CA's node certificate")
 		_, err = tlsHandshake(c.node(1).raftAddr, c.clientTLS(""))
 		assert.Error(t, err, "raft port without a certificate")
+		_, err = tlsHandshake(c.node(1).raftAddr, c.clientTLS(rootUser))
+		assert.Error(t, err, "raft port with a client certificate of the cluster CA (the administrator's)")
 		_, err = tlsHandshake(c.node(1).raftAddr, c.clientTLS("n3"))
 		assert.NoError(t, err, "raft port with the cluster's node certificate")
 	})
@@ -173,8 +175,8 @@ func TestTLSCluster(t *testing.T) {
 	t.Run("renewed certificate served after SIGHUP", func(t *testing.T) {
 		renew := filepath.Join(c.dir, "renew")
 		require.NoError(t, os.MkdirAll(renew, 0o700))
-		for _, ext := range []string{".crt", ".key"} {
-			require.NoError(t, os.Link(filepath.Join(c.certs, "ca"+ext), filepath.Join(renew, "ca"+ext)))
+		for _, name := range []string{"ca.crt", "ca.key", "nodes-ca.crt", "nodes-ca.key"} {
+			require.NoError(t, os.Link(filepath.Join(c.certs, name), filepath.Join(renew, name)))
 		}
 		c.certsCmd("node", "--dir", renew, "--name", "n1", "--hosts", "127.0.0.1,localhost")
 		before, err := tlsHandshake(c.node(1).grpcAddr, c.clientTLS(rootUser))
