@@ -60,20 +60,13 @@ type Request struct {
 var ErrBadRequest = errors.New("pki: bad certificate request")
 
 // NewCA returns a self-signed CA certificate named cn, valid from now for
-// validity.
+// validity. It may sign one level of intermediate CAs (NewIntermediate).
 func NewCA(cn string, validity time.Duration, now time.Time) (*Bundle, error) {
 	if cn == "" || validity <= 0 {
 		return nil, fmt.Errorf("%w: the CA needs a name and a positive validity", ErrBadRequest)
 	}
-	tmpl := &x509.Certificate{
-		Subject:               pkix.Name{CommonName: cn, Organization: []string{"cave"}},
-		NotBefore:             now.Add(-time.Minute),
-		NotAfter:              now.Add(validity),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-		MaxPathLen:            1, // one intermediate: the node CA
-	}
+	tmpl := caTemplate(cn, validity, now)
+	tmpl.MaxPathLen = 1 // one intermediate: the node CA
 	return sign(tmpl, nil)
 }
 
@@ -88,19 +81,25 @@ func NewIntermediate(ca *Bundle, cn string, validity time.Duration, now time.Tim
 	if !ca.Cert.IsCA {
 		return nil, fmt.Errorf("%w: the issuer is not a CA", ErrBadRequest)
 	}
-	tmpl := &x509.Certificate{
+	tmpl := caTemplate(cn, validity, now)
+	tmpl.MaxPathLenZero = true
+	if tmpl.NotAfter.After(ca.Cert.NotAfter) {
+		tmpl.NotAfter = ca.Cert.NotAfter
+	}
+	return sign(tmpl, ca)
+}
+
+// caTemplate is the template of a CA certificate named cn, valid from now
+// (less a minute of clock skew) for validity.
+func caTemplate(cn string, validity time.Duration, now time.Time) *x509.Certificate {
+	return &x509.Certificate{
 		Subject:               pkix.Name{CommonName: cn, Organization: []string{"cave"}},
 		NotBefore:             now.Add(-time.Minute),
 		NotAfter:              now.Add(validity),
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
 		BasicConstraintsValid: true,
 		IsCA:                  true,
-		MaxPathLenZero:        true,
 	}
-	if tmpl.NotAfter.After(ca.Cert.NotAfter) {
-		tmpl.NotAfter = ca.Cert.NotAfter
-	}
-	return sign(tmpl, ca)
 }
 
 // Issue signs a certificate for req with the CA ca. When ca is an
