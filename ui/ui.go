@@ -1,8 +1,9 @@
 // Package ui serves cave's web UI under /ui/: a key browser (walk the key
-// tree, view, create, edit and delete values), the cluster's nodes and its
-// shard map. It is plain HTML, CSS and JavaScript modules embedded in the
-// binary with go:embed: no build step, nothing fetched from elsewhere. The
-// pages talk to the node only through the public REST API under /api/v1.
+// tree, view, create, edit and delete values, secret values hidden until
+// revealed), the cluster's nodes and its shard map. It is plain HTML, CSS
+// and JavaScript modules embedded in the binary with go:embed: no build
+// step, nothing fetched from elsewhere. The pages talk to the node only
+// through the public REST API under /api/v1.
 package ui
 
 import (

@@ -1,13 +1,17 @@
 package ui
 
 import (
+	"bytes"
+	"crypto/rand"
 	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/cavedb/cave/secrets"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -128,4 +132,47 @@ func TestSelfContained(t *testing.T) {
 		return nil
 	})
 	require.NoError(t, err)
+}
+
+// TestEnvelopeRule checks that the envelope rule of js/api.js (isEnvelope)
+// uses the magic, version and minimum length of secrets.IsEnvelope, so the
+// key view recognises exactly the values the server would decrypt.
+func TestEnvelopeRule(t *testing.T) {
+	src, err := static.ReadFile("static/js/api.js")
+	require.NoError(t, err)
+	constant := func(name, pattern string) string {
+		m := regexp.MustCompile(`const ` + name + ` = ` + pattern + `;`).FindStringSubmatch(string(src))
+		require.NotNil(t, m, "js/api.js defines %s", name)
+		return m[1]
+	}
+	var header []byte
+	for _, b := range strings.Split(constant("ENVELOPE_MAGIC", `\[([0-9a-fx, ]+)\]`), ",") {
+		v, err := strconv.ParseUint(strings.TrimSpace(b), 0, 8)
+		require.NoError(t, err)
+		header = append(header, byte(v))
+	}
+	version, err := strconv.ParseUint(constant("ENVELOPE_VERSION", `(\d+)`), 10, 8)
+	require.NoError(t, err)
+	header = append(header, byte(version))
+	overhead, err := strconv.Atoi(constant("ENVELOPE_OVERHEAD", `(\d+)`))
+	require.NoError(t, err)
+	assert.Equal(t, secrets.EnvelopeOverhead, overhead)
+
+	kek := make([]byte, 32)
+	_, err = rand.Read(kek)
+	require.NoError(t, err)
+	kr, err := secrets.NewKeyring(kek, rand.Reader)
+	require.NoError(t, err)
+	for _, pt := range []string{"", "s3cret"} {
+		env, err := kr.Encrypt([]byte(pt), []byte("app/k"))
+		require.NoError(t, err)
+		assert.True(t, bytes.HasPrefix(env, header), "an envelope starts with the UI's header: %x", env)
+		assert.Len(t, env, overhead+len(pt))
+	}
+	shortest := append(append([]byte(nil), header...), make([]byte, overhead-len(header))...)
+	assert.True(t, secrets.IsEnvelope(shortest))
+	assert.False(t, secrets.IsEnvelope(shortest[:overhead-1]), "shorter than the UI's minimum")
+	other := append([]byte(nil), shortest...)
+	other[len(header)-1]++
+	assert.False(t, secrets.IsEnvelope(other), "another version")
 }

@@ -1,9 +1,13 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -140,6 +144,30 @@ func uiEval[T any](b *browser, expr string) T {
 	return v
 }
 
+// secretREST writes (PUT, with value) or reads (GET) key as a secret
+// through node base with ?secret=true and returns the answer's body: the
+// JSON result of a write, the plaintext of a read. Any status but 200 is
+// an *apiError.
+func secretREST(rc *restClient, method, base, key string, value []byte) ([]byte, error) {
+	var body io.Reader
+	if value != nil {
+		body = bytes.NewReader(value)
+	}
+	req, err := http.NewRequest(method, kvURL(base, key, url.Values{"secret": {"true"}}), body)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := rc.hc.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, readAPIError(resp)
+	}
+	return io.ReadAll(resp.Body)
+}
+
 // js quotes s as a JavaScript string literal.
 func js(s string) string {
 	q, _ := json.Marshal(s)
@@ -149,9 +177,10 @@ func js(s string) string {
 // TestUI drives the web UI at /ui/ of a three-node cluster in headless
 // Chromium: it browses to a nested key made through the API, edits it
 // (and meets a compare-and-swap conflict), deletes another key with the
-// confirmation dialog, pages through a big folder, shows an API error, and
-// sees the nodes and shards; then it renders the pages 375px wide. Every step
-// saves a screenshot. In CI (CI=true) a missing browser fails the test.
+// confirmation dialog, pages through a big folder, shows an API error,
+// creates, reveals and edits secrets (checked through the API: envelope
+// without secret=true, plaintext with it), and sees the nodes and shards;
+// then it renders the pages 375px wide. Every step saves a screenshot. In CI (CI=true) a missing browser fails the test.
 func TestUI(t *testing.T) {
 	chrome, err := chromiumPath()
 	if err != nil {
@@ -362,6 +391,80 @@ func TestUI(t *testing.T) {
 	assert.True(t, found)
 	assert.Equal(t, "hello from the browser", string(got))
 
+	// A secret through the form: the API keeps only its envelope, and the
+	// view shows it hidden.
+	const (
+		uiSecretKey   = "app/secrets/ui-token"
+		uiSecret      = "token-typed-into-the-browser"
+		apiSecretKey  = "app/secrets/db-password"
+		apiSecret     = "password-written-through-the-api"
+		editedSecret  = "password-edited-in-the-browser"
+		envelopeMagic = "\x89CVS\x01"
+	)
+	hiddenJS := func(plaintext string) string {
+		return fmt.Sprintf(`document.getElementById('secret-badge') && document.getElementById('secret-hidden') && !document.getElementById('value') && !document.body.textContent.includes(%s)`, js(plaintext))
+	}
+	b.step("create a secret", chromedp.Navigate(b.base+"/ui/#/keys/app/"), chromedp.WaitVisible(folder("config")),
+		chromedp.Click(chromedp.ID("new-key")), chromedp.WaitVisible(chromedp.ID("new-key-name")),
+		chromedp.SetValue(chromedp.ID("new-key-name"), uiSecretKey),
+		chromedp.SetValue(chromedp.ID("new-key-value"), uiSecret),
+		chromedp.Click(chromedp.ID("new-key-secret")))
+	b.shot("secret-create-form")
+	b.step("save the secret", chromedp.Click(chromedp.ID("create")), chromedp.WaitVisible(chromedp.ID("secret-hidden")))
+	b.waitJS("the new secret is shown hidden", hiddenJS(uiSecret))
+	b.shot("secret-created")
+	got, _, found, err = rc.get(c.URL(2), uiSecretKey, false)
+	require.NoError(t, err)
+	require.True(t, found)
+	assert.True(t, strings.HasPrefix(string(got), envelopeMagic), "a secret read without secret=true is its envelope: %q", got)
+	assert.NotContains(t, string(got), uiSecret)
+	got, err = secretREST(rc, http.MethodGet, c.URL(3), uiSecretKey, nil)
+	require.NoError(t, err)
+	assert.Equal(t, uiSecret, string(got), "plaintext of the secret created in the UI")
+
+	// A secret written through the API: hidden, revealed, hidden again,
+	// then edited in the UI (the editor starts with its plaintext and the
+	// box ticked) and read back through the API.
+	_, err = secretREST(rc, http.MethodPut, c.URL(2), apiSecretKey, []byte(apiSecret))
+	require.NoError(t, err)
+	b.step("open the API's secret", chromedp.Navigate(b.base+"/ui/#/keys/app/secrets/db-password"), chromedp.WaitVisible(chromedp.ID("secret-hidden")))
+	b.waitJS("the secret is hidden", hiddenJS(apiSecret))
+	assert.Equal(t, fmt.Sprintf("%d B", len(apiSecret)), uiEval[string](b, `document.getElementById('meta-size').textContent`), "size of the plaintext")
+	secretRev := uiEval[string](b, `document.getElementById('meta-mod-revision').textContent`)
+	b.shot("secret-hidden")
+	b.step("reveal", chromedp.Click(chromedp.ID("reveal")), chromedp.WaitVisible(chromedp.ID("value")))
+	assert.Equal(t, apiSecret, uiEval[string](b, `document.getElementById('value-area').textContent`))
+	b.shot("secret-revealed")
+	b.step("hide", chromedp.Click(chromedp.ID("hide")), chromedp.WaitVisible(chromedp.ID("secret-hidden")))
+	b.waitJS("the plaintext is gone", hiddenJS(apiSecret))
+	b.step("edit the secret", chromedp.Click(chromedp.ID("edit")), chromedp.WaitVisible(chromedp.ID("editor")))
+	assert.Equal(t, apiSecret, uiEval[string](b, `document.getElementById('editor').value`), "the editor starts with the plaintext")
+	assert.True(t, uiEval[bool](b, `document.getElementById('edit-secret').checked`), "the Secret box starts ticked")
+	assert.True(t, uiEval[bool](b, `document.getElementById('cas').checked`), "edits are conditional")
+	b.step("type the new secret", chromedp.SetValue(chromedp.ID("editor"), editedSecret))
+	b.shot("secret-editing")
+	b.step("save the secret", chromedp.Click(chromedp.ID("save")))
+	b.waitJS("the saved secret is shown hidden", hiddenJS(editedSecret)+fmt.Sprintf(` && document.getElementById('meta-mod-revision').textContent !== %s`, js(secretRev)))
+	b.shot("secret-saved")
+	got, err = secretREST(rc, http.MethodGet, c.URL(1), apiSecretKey, nil)
+	require.NoError(t, err)
+	assert.Equal(t, editedSecret, string(got), "plaintext of %s after the UI saved it", apiSecretKey)
+	got, _, _, err = rc.get(c.URL(3), apiSecretKey, false)
+	require.NoError(t, err)
+	assert.True(t, strings.HasPrefix(string(got), envelopeMagic), "still a secret after the edit: %q", got)
+
+	// A plain value that only looks like an envelope: Reveal fails with
+	// the server's 412 in the banner.
+	fake := envelopeMagic + strings.Repeat("x", 40)
+	_, _, err = rc.put(c.URL(1), "app/secrets/fake", []byte(fake), nil)
+	require.NoError(t, err)
+	b.step("reveal a fake secret", chromedp.Navigate(b.base+"/ui/#/keys/app/secrets/fake"), chromedp.WaitVisible(chromedp.ID("reveal")),
+		chromedp.Click(chromedp.ID("reveal")), chromedp.WaitVisible(chromedp.ID("banner")))
+	banner = uiEval[string](b, `document.getElementById('banner-text').textContent`)
+	assert.Contains(t, banner, "Revealing app/secrets/fake", "banner")
+	assert.Contains(t, banner, "HTTP 412", "banner")
+	b.shot("secret-reveal-error")
+
 	// Nodes: all three, alive, and the shards each leads; the page refreshes.
 	b.step("open Nodes", chromedp.Click(chromedp.ID("tab-nodes")), chromedp.WaitVisible(chromedp.CSS(`#nodes-table tr[data-node]`)))
 	b.waitJS("three alive nodes", `document.querySelectorAll('#nodes-table tr[data-node]').length === 3 && [...document.querySelectorAll('#nodes-table tr[data-node] .badge')].every(e => e.textContent === 'alive')`)
@@ -409,6 +512,7 @@ func TestUI(t *testing.T) {
 		{"narrow-nodes", "#/nodes", `#nodes-table tr[data-node] .badge`},
 		{"narrow-keys", "#/keys/app/config/", `#key-list a.folder[data-name="db"]`},
 		{"narrow-key", "#/keys/" + "app/config/db/url", `#value`},
+		{"narrow-secret", "#/keys/" + apiSecretKey, `#secret-hidden`},
 	} {
 		b.step("narrow "+p.name, chromedp.Navigate(b.base+"/ui/"+p.hash), chromedp.WaitVisible(chromedp.CSS(p.wait)))
 		width := uiEval[int](b, `document.documentElement.scrollWidth`)
@@ -427,8 +531,8 @@ func TestUI(t *testing.T) {
 	b.mu.Lock()
 	problems := append([]string(nil), b.problems...)
 	b.mu.Unlock()
-	// Expected: Chromium logs the 400 of the bad key and the 412 of the
-	// conflicting save as failed resource loads.
+	// Expected: Chromium logs the 400 of the bad key, and the 412 of the
+	// conflicting save and of the fake secret, as failed resource loads.
 	var unexpected []string
 	for _, p := range problems {
 		if !strings.Contains(p, "status of 400") && !strings.Contains(p, "status of 412") {

@@ -69,15 +69,40 @@ export function listKeys(prefix, limit, pageToken) {
 }
 
 // getKey returns {key, value (base64), create_revision, mod_revision, version}.
-export function getKey(key) {
-  return call('GET', 'kv/' + encodeKey(key), { query: { format: 'json' } });
+// Without secret the value is the stored bytes, which for a secret are its
+// encrypted envelope (see isEnvelope); with secret it is the plaintext of a
+// secret, and a value not written as a secret fails with 412.
+export function getKey(key, secret) {
+  return call('GET', 'kv/' + encodeKey(key), { query: { format: 'json', secret: secret ? 'true' : undefined } });
 }
 
-// putKey writes value (a string or bytes). prevRevision, when given, makes
-// the write conditional: "0" means create only, N means only if the key's
-// mod_revision is still N. Returns {key, revision}.
-export function putKey(key, value, prevRevision) {
-  return call('PUT', 'kv/' + encodeKey(key), { query: { prev_revision: prevRevision }, body: value });
+// putKey writes value (a string or bytes), encrypted at rest when secret
+// is true. prevRevision, when given, makes the write conditional: "0" means
+// create only, N means only if the key's mod_revision is still N. Returns
+// {key, revision}.
+export function putKey(key, value, prevRevision, secret) {
+  return call('PUT', 'kv/' + encodeKey(key), {
+    query: { prev_revision: prevRevision, secret: secret ? 'true' : undefined },
+    body: value,
+  });
+}
+
+// ENVELOPE_MAGIC and ENVELOPE_OVERHEAD mirror the envelope layout of the
+// Go package secrets (secrets/keyring.go): "\x89CVS", a version byte, a
+// 4-byte key id, a 12-byte nonce and a 16-byte GCM tag.
+const ENVELOPE_MAGIC = [0x89, 0x43, 0x56, 0x53];
+const ENVELOPE_VERSION = 1;
+export const ENVELOPE_OVERHEAD = 37;
+
+// isEnvelope reports whether bytes, a value read without secret=true, have
+// the shape of a secret's encrypted envelope. The rule is the one of
+// secrets.IsEnvelope (secrets/keyring.go): at least 37 bytes, starting
+// with the magic "\x89CVS" and the version 1. It authenticates nothing: a
+// plain value may start the same way, and then reading it with secret=true
+// fails with 412.
+export function isEnvelope(bytes) {
+  return bytes.length >= ENVELOPE_OVERHEAD &&
+    ENVELOPE_MAGIC.every((b, i) => bytes[i] === b) && bytes[ENVELOPE_MAGIC.length] === ENVELOPE_VERSION;
 }
 
 // deleteKey removes key, only if it is still at prevRevision when given.

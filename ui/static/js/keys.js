@@ -1,6 +1,8 @@
 // The key browser: folders (keys grouped by the next path segment under a
 // prefix, loaded a page at a time) and the view of one key, with create,
-// edit (optionally compare-and-swap) and delete.
+// edit (optionally compare-and-swap) and delete. Secret values (README
+// "Secret values") are recognised by their envelope, shown hidden and
+// revealed only on request; create and edit can write a value as a secret.
 
 import * as api from './api.js';
 import { h, formatBytes, formatCount, plural, base64ToBytes, asText, hexDump } from './util.js';
@@ -178,12 +180,13 @@ function keyProblem(key) {
 }
 
 // createForm is the "New key" card: it creates a key only if it does not
-// exist yet (prev_revision=0).
+// exist yet (prev_revision=0), as a secret when its box is ticked.
 function createForm(prefix, ctx) {
   const keyInput = h('input', { type: 'text', id: 'new-key-name', value: prefix, required: true, autocomplete: 'off',
     spellcheck: 'false', placeholder: 'path/to/key', 'aria-label': 'Key' });
   const valueInput = h('textarea', { id: 'new-key-value', rows: 6, spellcheck: 'false', placeholder: 'Value (text)',
     'aria-label': 'Value' });
+  const secretBox = h('input', { type: 'checkbox', id: 'new-key-secret' });
   const note = h('p', { class: 'form-note', id: 'new-key-note', hidden: true });
   const submit = h('button', { type: 'submit', class: 'btn primary', id: 'create' }, 'Create');
   const form = h('form', { class: 'card form', id: 'create-form', onsubmit: async (e) => {
@@ -195,8 +198,9 @@ function createForm(prefix, ctx) {
     if (problem) return;
     submit.disabled = true;
     try {
-      const res = await api.putKey(key, valueInput.value, '0');
-      ctx.toast(`Created ${key} at revision ${res.revision}`);
+      const secret = secretBox.checked;
+      const res = await api.putKey(key, valueInput.value, '0', secret);
+      ctx.toast(`Created ${secret ? 'secret ' : ''}${key} at revision ${res.revision}`);
       ctx.go(keyHash(key));
     } catch (err) {
       if (err.status === 412) {
@@ -213,14 +217,43 @@ function createForm(prefix, ctx) {
   h('h2', {}, 'New key'),
   h('label', { for: 'new-key-name' }, 'Key'), keyInput,
   h('label', { for: 'new-key-value' }, 'Value'), valueInput,
+  secretCheck(secretBox),
   note,
   h('div', { class: 'actions' }, submit,
     h('button', { type: 'button', class: 'btn', onclick: () => { form.hidden = true; } }, 'Cancel')));
   return form;
 }
 
+// secretCheck is the labelled "Secret" checkbox of the create and edit
+// forms.
+function secretCheck(box) {
+  return h('label', { class: 'check', for: box.id }, box,
+    h('span', {}, h('strong', {}, 'Secret'), ': encrypt the value at rest; it is shown only on request'));
+}
+
+// valueDisplay shows bytes as text or a hex dump, with a note when only
+// part of them is shown or they are empty.
+function valueDisplay(bytes) {
+  const text = asText(bytes);
+  const box = text !== null
+    ? h('pre', { class: 'value text', id: 'value' }, text.length > TEXT_MAX ? text.slice(0, TEXT_MAX) : text)
+    : h('pre', { class: 'value hex', id: 'value' }, hexDump(bytes, HEX_MAX));
+  let note = null;
+  if (text !== null && text.length > TEXT_MAX) {
+    note = `Showing the first ${formatCount(TEXT_MAX)} of ${formatCount(text.length)} characters. Download the value to see all of it.`;
+  } else if (text === null && bytes.length > HEX_MAX) {
+    note = `Showing the first ${formatBytes(HEX_MAX)} of ${formatBytes(bytes.length)}. Download the value to see all of it.`;
+  } else if (bytes.length === 0) {
+    note = 'The value is empty.';
+  }
+  return note ? [box, h('p', { class: 'muted' }, note)] : [box];
+}
+
 // keyView shows one key: its value as text or a hex dump, its revisions,
-// and the edit and delete actions.
+// and the edit and delete actions. A secret (its stored bytes are an
+// envelope, api.isEnvelope) is shown hidden with a lock badge; Reveal and
+// Edit read its plaintext with secret=true, and the plaintext is dropped
+// again by Hide, Cancel or any reload.
 export function keyView(root, key, ctx) {
   let gone = false;
   const parent = key.includes('/') ? key.slice(0, key.lastIndexOf('/') + 1) : '';
@@ -249,47 +282,107 @@ export function keyView(root, key, ctx) {
   }
 
   function show(kv) {
-    const bytes = base64ToBytes(kv.value);
-    const text = asText(bytes);
+    const stored = base64ToBytes(kv.value);
+    const secret = api.isEnvelope(stored);
     const rev = kv.mod_revision;
+    // The plaintext of a secret once revealed; null while hidden.
+    let plain = null;
 
-    const valueBox = text !== null
-      ? h('pre', { class: 'value text', id: 'value' }, text.length > TEXT_MAX ? text.slice(0, TEXT_MAX) : text)
-      : h('pre', { class: 'value hex', id: 'value' }, hexDump(bytes, HEX_MAX));
-    let valueNote = null;
-    if (text !== null && text.length > TEXT_MAX) {
-      valueNote = `Showing the first ${formatCount(TEXT_MAX)} of ${formatCount(text.length)} characters. Download the value to see all of it.`;
-    } else if (text === null && bytes.length > HEX_MAX) {
-      valueNote = `Showing the first ${formatBytes(HEX_MAX)} of ${formatBytes(bytes.length)}. Download the value to see all of it.`;
-    } else if (bytes.length === 0) {
-      valueNote = 'The value is empty.';
-    }
-
+    // A secret's size is its plaintext's: the envelope adds a fixed overhead.
+    const size = secret ? stored.length - api.ENVELOPE_OVERHEAD : stored.length;
+    const text = secret ? null : asText(stored);
     const meta = h('dl', { class: 'meta-grid', id: 'key-meta' },
-      h('div', {}, h('dt', {}, 'Size'), h('dd', { id: 'meta-size' }, `${formatBytes(bytes.length)}` +
-        (bytes.length >= 1024 ? ` (${formatCount(bytes.length)} B)` : ''))),
-      h('div', {}, h('dt', {}, 'Content'), h('dd', {}, text !== null ? 'Text (UTF-8)' : 'Binary')),
+      h('div', {}, h('dt', {}, 'Size'), h('dd', { id: 'meta-size' }, `${formatBytes(size)}` +
+        (size >= 1024 ? ` (${formatCount(size)} B)` : ''))),
+      h('div', {}, h('dt', {}, 'Content'), h('dd', { id: 'meta-content' },
+        secret ? 'Secret (AES-256-GCM)' : text !== null ? 'Text (UTF-8)' : 'Binary')),
       h('div', {}, h('dt', {}, 'Version'), h('dd', { id: 'meta-version' }, kv.version)),
       h('div', {}, h('dt', {}, 'Modified at revision'), h('dd', { id: 'meta-mod-revision' }, rev)),
       h('div', {}, h('dt', {}, 'Created at revision'), h('dd', {}, kv.create_revision)));
 
+    const hiddenBox = () => h('div', { class: 'value secret-hidden', id: 'secret-hidden' },
+      icon('lock'), h('span', {}, 'secret value — encrypted at rest'));
+    const valueArea = h('div', { id: 'value-area' }, secret ? hiddenBox() : valueDisplay(stored));
+    const reveal = h('button', { type: 'button', class: 'btn', id: 'reveal', onclick: async () => {
+      reveal.disabled = true;
+      try {
+        if (await readPlain()) {
+          valueArea.replaceChildren(...valueDisplay(plain));
+          reveal.hidden = true;
+          hide.hidden = false;
+        }
+      } finally {
+        reveal.disabled = false;
+      }
+    } }, 'Reveal');
+    const hide = h('button', { type: 'button', class: 'btn', id: 'hide', hidden: true, onclick: () => {
+      plain = null;
+      valueArea.replaceChildren(hiddenBox());
+      hide.hidden = true;
+      reveal.hidden = false;
+    } }, 'Hide');
+
     const viewCard = h('section', { class: 'card', id: 'view-card' },
       h('div', { class: 'card-head' },
-        h('h1', { class: 'key-name', id: 'key-name' }, key.slice(parent.length)),
+        h('div', { class: 'title-line' },
+          h('h1', { class: 'key-name', id: 'key-name' }, key.slice(parent.length)),
+          secret && h('span', { class: 'badge secret-badge', id: 'secret-badge', title: 'Encrypted at rest' },
+            icon('lock'), 'Secret')),
         h('div', { class: 'actions' },
-          h('button', { type: 'button', class: 'btn primary', id: 'edit', onclick: () => edit() }, text !== null ? 'Edit' : 'Replace'),
-          h('a', { class: 'btn', href: api.rawURL(key), download: key.slice(parent.length), id: 'download' }, 'Download'),
+          secret && reveal, secret && hide,
+          h('button', { type: 'button', class: 'btn primary', id: 'edit', onclick: () => startEdit() },
+            secret || text !== null ? 'Edit' : 'Replace'),
+          h('a', { class: 'btn', href: api.rawURL(key), download: key.slice(parent.length), id: 'download',
+            title: secret ? 'The stored bytes: the encrypted envelope' : null }, 'Download'),
           h('button', { type: 'button', class: 'btn', id: 'reload', onclick: load }, 'Reload'),
           h('button', { type: 'button', class: 'btn danger', id: 'delete', onclick: () => remove() }, 'Delete'))),
       meta,
-      valueBox,
-      valueNote && h('p', { class: 'muted' }, valueNote));
+      valueArea);
     body.replaceChildren(viewCard);
 
-    function edit() {
+    // readPlain reads the plaintext of the secret into plain and says
+    // whether it did. A failure goes to the banner; a key that changed
+    // since this view loaded is loaded again instead, so that what is
+    // shown and edited stays the value at revision rev.
+    async function readPlain() {
+      let res;
+      try {
+        res = await api.getKey(key, true);
+      } catch (err) {
+        if (!gone) ctx.error(err, `Revealing ${key}`);
+        return false;
+      }
+      if (gone) return false;
+      if (res.mod_revision !== rev) {
+        ctx.toast(`${key} changed after revision ${rev}: showing its current state`);
+        load();
+        return false;
+      }
+      ctx.clearError();
+      plain = base64ToBytes(res.value);
+      return true;
+    }
+
+    async function startEdit() {
+      if (!secret) {
+        edit(stored);
+        return;
+      }
+      if (plain === null && !(await readPlain())) return;
+      edit(plain);
+    }
+
+    // edit replaces the view with the editor of current, the value at
+    // revision rev (a secret's plaintext).
+    function edit(current) {
+      const currentText = asText(current);
       const editor = h('textarea', { id: 'editor', rows: 12, spellcheck: 'false', 'aria-label': 'New value' });
-      editor.value = text !== null ? text : '';
+      editor.value = currentText !== null ? currentText : '';
       const cas = h('input', { type: 'checkbox', id: 'cas', checked: true });
+      const secretBox = h('input', { type: 'checkbox', id: 'edit-secret', checked: secret });
+      const plainNote = h('p', { class: 'form-note', id: 'plain-note', hidden: true },
+        'Saving without “Secret” stores the value unencrypted: every reader of the key sees it.');
+      secretBox.addEventListener('change', () => { plainNote.hidden = !secret || secretBox.checked; });
       const conflict = h('div', { class: 'conflict', id: 'conflict', role: 'alert', hidden: true });
       const save = h('button', { type: 'submit', class: 'btn primary', id: 'save' }, 'Save');
       const form = h('form', { class: 'card form', id: 'edit-form', onsubmit: async (e) => {
@@ -297,7 +390,7 @@ export function keyView(root, key, ctx) {
         save.disabled = true;
         conflict.hidden = true;
         try {
-          const res = await api.putKey(key, editor.value, cas.checked ? rev : undefined);
+          const res = await api.putKey(key, editor.value, cas.checked ? rev : undefined, secretBox.checked);
           ctx.toast(`Saved ${key} at revision ${res.revision}`);
           load();
         } catch (err) {
@@ -317,8 +410,10 @@ export function keyView(root, key, ctx) {
         }
       } },
       h('div', { class: 'card-head' }, h('h2', {}, `Edit ${key.slice(parent.length)}`)),
-      text === null && h('p', { class: 'form-note' }, 'The current value is binary. Saving replaces it with the text below.'),
+      currentText === null && h('p', { class: 'form-note' }, 'The current value is binary. Saving replaces it with the text below.'),
       editor,
+      secretCheck(secretBox),
+      plainNote,
       h('label', { class: 'check', for: 'cas' }, cas,
         h('span', {}, `Only save if nobody has changed the key since revision ${rev} (compare-and-swap)`)),
       conflict,
