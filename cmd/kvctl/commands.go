@@ -26,9 +26,26 @@ import (
 func args(c *cli.Context, lo, hi int) ([]string, error) {
 	a := c.Args().Slice()
 	if len(a) < lo || len(a) > hi {
-		return nil, fmt.Errorf("usage: kvctl %s %s", c.Command.Name, c.Command.ArgsUsage)
+		return nil, fmt.Errorf("usage: %s", usage(c))
 	}
 	return a, nil
+}
+
+// usage returns the command line of c's command, "kvctl auth grant ROLE
+// PREFIX ACTION", with "[options]" before the arguments when the command
+// has flags of its own: they must come before the arguments.
+func usage(c *cli.Context) string {
+	parts := []string{c.Command.HelpName}
+	for _, f := range c.Command.Flags {
+		if f != cli.HelpFlag {
+			parts = append(parts, "[options]")
+			break
+		}
+	}
+	if c.Command.ArgsUsage != "" {
+		parts = append(parts, c.Command.ArgsUsage)
+	}
+	return strings.Join(parts, " ")
 }
 
 // printJSON writes m as indented JSON with the proto field names, the form

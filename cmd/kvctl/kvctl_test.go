@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -63,6 +64,31 @@ func kvctl(t *testing.T, stdin string, env []string, args ...string) result {
 	return r
 }
 
+// session runs kvctl with fixed leading arguments: endpoints, credentials.
+type session struct {
+	t   *testing.T
+	pre []string
+}
+
+// ok runs kvctl with stdin and args, requires it to succeed and returns
+// its stdout.
+func (s session) ok(stdin string, args ...string) string {
+	s.t.Helper()
+	r := kvctl(s.t, stdin, nil, slices.Concat(s.pre, args)...)
+	require.Zero(s.t, r.code, "kvctl %v: stderr %s", args, r.stderr)
+	return r.stdout
+}
+
+// fails runs kvctl with args, checks that it exits with status 1 and that
+// its stderr contains wantStderr, and returns the result.
+func (s session) fails(wantStderr string, args ...string) result {
+	s.t.Helper()
+	r := kvctl(s.t, "", nil, slices.Concat(s.pre, args)...)
+	assert.Equal(s.t, 1, r.code, "exit code of kvctl %v (stdout %q)", args, r.stdout)
+	assert.Contains(s.t, r.stderr, wantStderr, "stderr of kvctl %v", args)
+	return r
+}
+
 // TestKVCtl runs the kvctl binary against a one-node cluster: every
 // command, both output formats, stdin values, secrets, errors with the
 // server's message and a non-zero exit, endpoint fallback and KVCTL_* env.
@@ -71,19 +97,8 @@ func TestKVCtl(t *testing.T) {
 		t.Skip("starts a node and runs the kvctl binary")
 	}
 	c := nodetest.NewCluster(t, 1, nodetest.WithShards(2))
-	ep := "--endpoints=" + c.GRPCAddr(0)
-	ok := func(stdin string, args ...string) string {
-		t.Helper()
-		r := kvctl(t, stdin, nil, append([]string{ep}, args...)...)
-		require.Zero(t, r.code, "kvctl %v: stderr %s", args, r.stderr)
-		return r.stdout
-	}
-	fails := func(wantStderr string, args ...string) {
-		t.Helper()
-		r := kvctl(t, "", nil, append([]string{ep}, args...)...)
-		assert.Equal(t, 1, r.code, "exit code of kvctl %v (stdout %q)", args, r.stdout)
-		assert.Contains(t, r.stderr, wantStderr, "stderr of kvctl %v", args)
-	}
+	s := session{t: t, pre: []string{"--endpoints=" + c.GRPCAddr(0)}}
+	ok, fails := s.ok, s.fails
 
 	assert.Contains(t, ok("", "version"), "kvctl ")
 
@@ -145,6 +160,9 @@ func TestKVCtl(t *testing.T) {
 	fails("NotFound: key not found", "del", "app/x")
 	fails("NotFound: key not found", "get", "app/x")
 
+	// Without access control whoami shows no identity.
+	assert.Regexp(t, `^SUBJECT\s+METHOD\s+ROLES\s+ACL\n-\s+-\s+-\s+off\n$`, ok("", "auth", "whoami"))
+
 	// Cluster views.
 	assert.Regexp(t, `(?m)^NAME\s+STATE\s+HTTP\s+GRPC\s+RAFT\s+GOSSIP\n`+c.Name(0)+`\s+alive\s`, ok("", "members"))
 	sh := ok("", "shards")
@@ -160,7 +178,7 @@ func TestKVCtl(t *testing.T) {
 
 	// Bad input is refused with the server's message.
 	fails("InvalidArgument", "get", "a//b")
-	fails("usage: kvctl put KEY VALUE", "put", "only-key")
+	fails("usage: kvctl put [options] KEY VALUE", "put", "only-key")
 	fails("-o must be table or json", "-o", "yaml", "get", "app/new")
 	fails("--cert and --key go together", "--cert", "c.pem", "get", "app/new")
 

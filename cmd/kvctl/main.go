@@ -4,11 +4,14 @@
 //
 //	kvctl put app/greeting hello
 //	kvctl get app/greeting
-//	kvctl put app/db-password - --secret < password.txt
-//	kvctl get app/db-password --secret
+//	kvctl put --secret app/db-password - < password.txt
+//	kvctl get --secret app/db-password
 //	kvctl list app/
 //	kvctl -o json shards
 //	kvctl secrets rotate
+//	kvctl auth token issue --ttl 1h alice
+//
+// Flags of a command come before its arguments.
 //
 // Every flag can also be set by its KVCTL_* variable (KVCTL_ENDPOINTS,
 // KVCTL_TOKEN, ...). On error kvctl prints the server's status code and
@@ -99,6 +102,7 @@ func newApp() *cli.App {
 					{Name: "status", Usage: "print the current data key id and the number of keys", Action: withClient(secretsStatus)},
 				},
 			},
+			authCommand(),
 			{
 				Name:  "version",
 				Usage: "print kvctl's version",
