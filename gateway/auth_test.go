@@ -161,6 +161,13 @@ func TestACL(t *testing.T) {
 				h := restCall{method: http.MethodGet, url: api(i) + adminOnly, token: alice}.do(t, ctx)
 				assert.Equal(t, http.StatusForbidden, h.status, "node %d: alice gets %s: %s", i, adminOnly, h.body)
 			}
+			// Any identity may scrape metrics (they hold no keys); no one
+			// without one.
+			scrape := restCall{method: http.MethodGet, url: api(i) + "/perf/metrics", token: alice}.do(t, ctx)
+			assert.Equal(t, http.StatusOK, scrape.status, "node %d: alice scrapes metrics", i)
+			assert.Contains(t, scrape.body, "cave_build_info")
+			anonScrape := restCall{method: http.MethodGet, url: api(i) + "/perf/metrics"}.do(t, ctx)
+			assert.Equal(t, http.StatusUnauthorized, anonScrape.status, "node %d: metrics without a credential", i)
 
 			// gRPC: the same decisions.
 			kv := kvv1.NewKVClient(grpcConn(t, c, i))

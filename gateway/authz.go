@@ -163,6 +163,12 @@ var httpRoutes = []httpRoute{
 	{path: "/api/v1/ready", rule: open},
 	{path: "/api/v1/openapi.json", rule: identified},
 	{path: "/ui", prefix: true, rule: identified},
+	// Metrics and the dashboard hold no key and no value (labels are
+	// shard ids, methods and codes), so any identity may read them: a
+	// Prometheus needs a client certificate of the cluster CA, no grant.
+	// Logs may quote keys: admin.
+	{path: "/api/v1/perf/metrics", rule: identified},
+	{path: "/api/v1/perf/dashboard", rule: identified},
 	{path: "/api/v1/perf/", prefix: true, rule: adminCall},
 	{path: "/api/v1/system/", prefix: true, rule: adminCall},
 	{path: "/api/v1/kv", prefix: true, gateway: true},
