@@ -46,10 +46,11 @@ type Node struct {
 
 	startMu sync.Mutex // serializes starting and stopping replicas
 
-	ctx    context.Context // cancelled by Close
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	closed atomic.Bool
+	ctx      context.Context // cancelled by Close
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	closed   atomic.Bool
+	prepared atomic.Bool // PrepareClose has run
 }
 
 // New opens the node's data dir, starts the replicas found there (or
@@ -280,7 +281,11 @@ func (n *Node) Close() error {
 		return nil
 	}
 	n.met.unregister()
-	n.PrepareClose(2 * time.Second)
+	handover := 2 * time.Second
+	if n.prepared.Load() {
+		handover = 300 * time.Millisecond
+	}
+	n.PrepareClose(handover)
 	n.cancel()
 	// Stop the gossip event loop before leaving: a tag update (the leader
 	// set changes during the hand-over above) sent after our own leave can
@@ -307,11 +312,14 @@ func (n *Node) closeEngine() {
 // holds to a live voter on a node that is not stopping, waiting up to
 // timeout for the transfers. Call it before the API servers stop, so that
 // requests forwarded to this node's leaders keep being served during the
-// hand-over. Close calls it; calling it again is cheap.
+// hand-over. Close calls it too: for 2s when it was not called before,
+// else only briefly, for leaderships won since (a transfer that failed
+// once, to a lagging voter, rarely succeeds on a second try).
 func (n *Node) PrepareClose(timeout time.Duration) {
 	if n.ms == nil {
 		return
 	}
+	n.prepared.Store(true)
 	n.ms.setTag(tagStopping, "1")
 	n.transferLeadership(timeout)
 }
