@@ -82,10 +82,10 @@ func serverFlags() []cli.Flag {
 		str("log-level", "info", "debug, info, warn or error"),
 		str("log-format", "text", "text or json"),
 		flag("insecure", "run a prod node without TLS and access control on any port (prod needs either this or --tls-ca, --tls-cert and --tls-key)"),
-		str("tls-ca", "", "PEM file of the cluster CA: peers and clients must present certificates it signed (see `cave certs`)"),
-		str("tls-cert", "", "PEM file of this node's certificate (`cave certs node`), presented on every port; reloaded on SIGHUP and when it changes"),
+		str("tls-ca", "", "PEM file of the cluster CA: peers and clients must present certificates it signed (see: cave certs init)"),
+		str("tls-cert", "", "PEM file of this node's certificate (made by: cave certs node), presented on every port; reloaded on SIGHUP and when it changes"),
 		str("tls-key", "", "PEM file of this node's private key"),
-		str("kek-file", "", "file with the 32-byte key-encryption key of secret=true values (raw, 64 hex digits or base64; mode 0600; e.g. openssl rand -hex 32); the same on every node; required in prod without --insecure"),
+		str("kek-file", "", "file with the 32-byte key-encryption key of secret=true values (raw, 64 hex digits or base64; mode 0600; made by: cave certs kek); the same on every node; required in prod without --insecure"),
 		str("audit-log", "", "write an audit line (JSON) for every write, delete, admin and auth call and every refusal to this file (appended, mode 0600), or - for stdout"),
 	}
 }
@@ -149,7 +149,7 @@ func parseSettings(c *cli.Context) (settings, error) {
 		return s, fmt.Errorf("--mode must be dev or prod, got %q", s.Mode)
 	}
 	if s.Mode == "prod" && !s.Insecure && s.KEKFile == "" {
-		return s, fmt.Errorf("--mode=prod needs --kek-file: the key-encryption key of secret values, the same file on every node (create one with: (umask 077; openssl rand -hex 32 > kek.hex))")
+		return s, fmt.Errorf("--mode=prod needs --kek-file: the key-encryption key of secret values, the same file on every node (create one with: cave certs kek --dir DIR)")
 	}
 	for flag, addr := range map[string]string{"--http-addr": s.HTTPAddr, "--grpc-addr": s.GRPCAddr, "--raft-addr": s.RaftAddr, "--gossip-addr": s.GossipAddr} {
 		if _, _, err := net.SplitHostPort(addr); err != nil {
