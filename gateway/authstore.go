@@ -360,8 +360,11 @@ func (p *policyStore) run(ctx context.Context, created func()) {
 				created()
 			}
 		}
+		// Until a policy has loaded the node is starting or joining, and a
+		// meta shard without a leader yet is expected, not worth a warning.
+		starting := p.cur.Load().rev == 0 && errors.Is(err, node.ErrNotReady)
 		switch {
-		case err != nil && !failing && ctx.Err() == nil && !errors.Is(err, node.ErrNotInitialized) && !errors.Is(err, node.ErrNoReplica):
+		case err != nil && !failing && !starting && ctx.Err() == nil && !errors.Is(err, node.ErrNotInitialized) && !errors.Is(err, node.ErrNoReplica):
 			p.lg.Warn("access policy reload failed; keeping the current policy", "err", err)
 			failing = true
 		case err == nil:
