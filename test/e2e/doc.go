@@ -15,4 +15,5 @@
 //	CAVE_E2E_CHROMIUM   the browser for TestUI (default: chromium on PATH; with CI=true a
 //	                    missing browser fails the test, otherwise it skips)
 //	CAVE_E2E_SEED       repeat a randomised run
+//	CAVE_E2E_IMAGE      the container image for TestDocker* (build tag docker; default: make image)
 package e2e

@@ -68,10 +68,19 @@ func (h *history) finish() []porcupine.Operation {
 	return append([]porcupine.Operation(nil), h.ops...)
 }
 
+// linTarget is a cluster that runLinearizable can drive: nodes numbered
+// from 1 to N, each with a REST base URL, and a place for files kept when
+// the test fails. URL must be safe to call from any goroutine.
+type linTarget interface {
+	N() int
+	URL(i int) string
+	ArtifactPath(name string) string
+}
+
 // linClient is one worker of the linearizability test.
 type linClient struct {
 	id   int
-	c    *procCluster
+	c    linTarget
 	rc   *restClient
 	h    *history
 	rng  *rand.Rand
@@ -195,7 +204,7 @@ var defaultWorkload = linWorkload{clients: 6, maxOps: 1500, minGap: 15 * time.Mi
 // the load's clock), then reads every key through a node that answers and
 // checks that no acknowledged write was lost and, with porcupine, that the
 // whole history is linearizable. The load stops when faults returns.
-func runLinearizable(t *testing.T, c *procCluster, rc *restClient, w linWorkload, faults func(pause func(time.Duration))) {
+func runLinearizable(t *testing.T, c linTarget, rc *restClient, w linWorkload, faults func(pause func(time.Duration))) {
 	t.Helper()
 	seed := testSeed(t)
 	keys := make([]string, w.keys)
@@ -385,7 +394,7 @@ func formatCounts(m map[string]int) string {
 
 // saveHistory writes the porcupine visualisation and the raw history next
 // to the node logs (kept on failure, copied to $CAVE_E2E_ARTIFACTS).
-func saveHistory(t *testing.T, c *procCluster, model porcupine.Model, info porcupine.LinearizationInfo, ops []porcupine.Operation) {
+func saveHistory(t *testing.T, c linTarget, model porcupine.Model, info porcupine.LinearizationInfo, ops []porcupine.Operation) {
 	t.Helper()
 	vis := c.ArtifactPath("linearizability.html")
 	if err := porcupine.VisualizePath(model, info, vis); err != nil {
