@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"runtime"
 	"strings"
 	"time"
 
@@ -115,11 +116,24 @@ type Expert struct {
 	// Default 5000.
 	CompactionOverhead uint64
 	// LogDBShards is the number of Pebble instances in the Raft log store.
-	// Default 2. It cannot change after the data dir is created.
+	// Default 1: one write-ahead log, so one fdatasync covers the entries
+	// of every shard the engine saves at once (on 2 cores, 1 instance puts
+	// 12,400–13,300 ops/s on one node where 2 put 7,650). It cannot change
+	// after the data dir is created.
 	LogDBShards uint64
 	// EngineShards is the number of workers in each stage of the Raft
-	// execution engine. Default 4.
+	// execution engine. Default: half the usable CPUs, at least 1 and at
+	// most 16 (defaultEngineShards); fewer workers batch more entries per
+	// log write, more run shards in parallel.
 	EngineShards uint64
+}
+
+// defaultEngineShards is EngineShards for a process with procs usable
+// CPUs: one worker per two CPUs, from 1 to 16. On 2 CPUs one worker beat
+// four by 60% for single-node puts and 30% for three-node puts, with the
+// same reads; larger machines keep workers for parallel shards.
+func defaultEngineShards(procs int) uint64 {
+	return uint64(min(max(procs/2, 1), 16))
 }
 
 // DefaultConfig returns a Config with every optional field set to its
@@ -138,8 +152,8 @@ func DefaultConfig() Config {
 			HeartbeatRTT:       2,
 			SnapshotEntries:    10000,
 			CompactionOverhead: 5000,
-			LogDBShards:        2,
-			EngineShards:       4,
+			LogDBShards:        1,
+			EngineShards:       defaultEngineShards(runtime.GOMAXPROCS(0)),
 		},
 	}
 }

@@ -38,8 +38,15 @@ stop)
   for i in 1 2 3; do
     [ -f "$dir/n$i.pid" ] && kill "$(cat "$dir/n$i.pid")" 2>/dev/null || true
   done
-  wait 2>/dev/null || true
-  sleep 3
+  # A graceful stop hands leaderships over first; wait (at most 20s) until
+  # every node has exited and released its ports.
+  for i in 1 2 3; do
+    [ -f "$dir/n$i.pid" ] || continue
+    for _ in $(seq 200); do
+      kill -0 "$(cat "$dir/n$i.pid")" 2>/dev/null || break
+      sleep 0.1
+    done
+  done
   rm -rf "$dir"
   ;;
 *)
