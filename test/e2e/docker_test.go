@@ -352,17 +352,13 @@ func TestDockerFaultsLinearizable(t *testing.T) {
 		pause(3 * time.Second)
 
 		// (a) Partition the busiest leader away from its peers, then heal.
-		ss, err := rc.shards(c.URL(1))
-		require.NoError(t, err, "GET /api/v1/cluster/shards")
-		leaders := leaderCounts(ss)
-		victim := c.Index(busiest(leaders))
-		require.NotZero(t, victim, "no leader in %s", describeShards(ss))
+		victim, leaders := busiestLeader(t, c, rc)
 		t.Logf("(a) leaders per node %v; partition %s", leaders, c.Name(victim))
 		c.Partition(victim)
 		pause(3 * time.Second)
 		// Cut off from a quorum, the node must not answer a linearizable read.
 		probeStart := time.Now()
-		_, _, _, err = rc.get(c.URL(victim), dockerProbeKey, false)
+		_, _, _, err := rc.get(c.URL(victim), dockerProbeKey, false)
 		t.Logf("(a) read through the isolated %s after %v: %s", c.Name(victim),
 			time.Since(probeStart).Round(time.Millisecond), probeOutcome(err))
 		assert.Error(t, err, "a linearizable read through the isolated %s succeeded", c.Name(victim))

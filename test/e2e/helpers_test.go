@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/require"
 )
 
 // runningNodes returns the 1-based indexes of nodes whose process runs.
@@ -184,6 +186,22 @@ func leaderCounts(ss []shardInfo) map[string]int {
 		}
 	}
 	return m
+}
+
+// busiestLeader returns the index of the node that leads the most shards,
+// as node 1 reports them, and the leader count of every node. It fails the
+// test when the shards cannot be read or no shard has a leader.
+func busiestLeader(t *testing.T, c interface {
+	URL(int) string
+	Index(string) int
+}, rc *restClient) (int, map[string]int) {
+	t.Helper()
+	ss, err := rc.shards(c.URL(1))
+	require.NoError(t, err, "GET /api/v1/cluster/shards")
+	leaders := leaderCounts(ss)
+	victim := c.Index(busiest(leaders))
+	require.NotZero(t, victim, "no leader in %s", describeShards(ss))
+	return victim, leaders
 }
 
 // replicaCounts returns how many replicas each node holds.

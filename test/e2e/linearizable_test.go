@@ -15,7 +15,6 @@ import (
 
 	"github.com/anishathalye/porcupine"
 	"github.com/stretchr/testify/assert"
-	"github.com/stretchr/testify/require"
 )
 
 // history records porcupine operations from many goroutines, with times in
@@ -333,11 +332,7 @@ func TestKillLeaderLinearizable(t *testing.T) {
 
 	runLinearizable(t, c, rc, defaultWorkload, func(pause func(time.Duration)) {
 		pause(3 * time.Second)
-		ss, err := rc.shards(c.URL(1))
-		require.NoError(t, err, "GET /api/v1/cluster/shards")
-		leaders := leaderCounts(ss)
-		victim := c.Index(busiest(leaders))
-		require.NotZero(t, victim, "no leader in %s", describeShards(ss))
+		victim, leaders := busiestLeader(t, c, rc)
 		t.Logf("leaders per node %v; kill -9 %s", leaders, c.Name(victim))
 		c.Kill9(victim)
 		pause(4 * time.Second)
