@@ -134,8 +134,9 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	rec := recovery{lg: cfg.Logger}
 	gopts := []grpc.ServerOption{grpc.MaxRecvMsgSize(cfg.MaxValueBytes + 64<<10),
-		grpc.ChainUnaryInterceptor(met.unary, z.unary), grpc.ChainStreamInterceptor(z.stream)}
+		grpc.ChainUnaryInterceptor(rec.unary, met.unary, z.unary), grpc.ChainStreamInterceptor(rec.stream, z.stream)}
 	if cfg.TLS != nil {
 		gopts = append(gopts, grpc.Creds(cfg.TLS.Credentials(tls.RequireAndVerifyClientCert)),
 			grpc.ChainUnaryInterceptor(router.NodeOnlyUnary()), grpc.ChainStreamInterceptor(router.NodeOnlyStream()))
@@ -143,7 +144,7 @@ func New(cfg Config) (*Server, error) {
 	gs := grpc.NewServer(gopts...)
 	// Every public service is registered through local, so that REST
 	// reaches it through the same access check as gRPC (authconn.go).
-	local := &localConn{intercept: z.unary, methods: map[string]localMethod{}}
+	local := &localConn{intercept: rec.then(z.unary), methods: map[string]localMethod{}}
 	local.register(gs, &kvv1.KV_ServiceDesc, kv)
 	local.register(gs, &clusterv1.Cluster_ServiceDesc, cl)
 	local.register(gs, &secretsv1.Secrets_ServiceDesc, sec)
