@@ -36,7 +36,7 @@ const (
 	// MaxDetailBytes bounds Event.Detail.
 	MaxDetailBytes = 256
 	// MaxFieldBytes bounds each other string field. Keys are at most 1024
-	// bytes (DESIGN.md §2), so valid keys are never cut; an oversize key
+	// bytes (docs/architecture.md, "Data model"), so valid keys are never cut; an oversize key
 	// in a refused request is.
 	MaxFieldBytes = 1024
 )

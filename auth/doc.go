@@ -1,5 +1,5 @@
 // Package auth is the pure logic of cave's users, passwords and bearer
-// tokens (DESIGN §5, issue 5): name rules, salted slow password hashes,
+// tokens (docs/architecture.md, "Security"): name rules, salted slow password hashes,
 // token issue and verification against stored hashes, and a rate limiter
 // for authentication failures.
 //

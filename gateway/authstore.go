@@ -33,7 +33,7 @@ var _ MetaStore = (*node.Node)(nil)
 // the policy's version: every change is a write conditional on the
 // revision it was based on, so concurrent changes never lose one another,
 // and every node reloads the document when the revision moves.
-const policyKey = node.MetaAuth + "policy"
+const policyKey = metaAuth + "policy"
 
 // Built-in names created at bootstrap.
 const (

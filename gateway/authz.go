@@ -52,7 +52,7 @@ const (
 	// accessAdmin needs admin on acl.AdminObject, which only admin on the
 	// empty prefix covers.
 	accessAdmin
-	// accessNode is the node-to-node Peer service. The ACL does not apply:
+	// accessNode is the node-to-node Data and Control services. The ACL does not apply:
 	// with TLS the gRPC server admits only the cluster's node certificates
 	// to it; a call it forwards was checked on the node that received it.
 	accessNode
@@ -130,12 +130,12 @@ var (
 		secretsv1.Secrets_Rotate_FullMethodName: adminCall,
 		secretsv1.Secrets_Status_FullMethodName: adminCall,
 
-		peerv1.Peer_Propose_FullMethodName:      nodeCall,
-		peerv1.Peer_Get_FullMethodName:          nodeCall,
-		peerv1.Peer_List_FullMethodName:         nodeCall,
-		peerv1.Peer_StartReplica_FullMethodName: nodeCall,
-		peerv1.Peer_Stats_FullMethodName:        nodeCall,
-		peerv1.Peer_JoinInfo_FullMethodName:     nodeCall,
+		peerv1.Data_Propose_FullMethodName:         nodeCall,
+		peerv1.Data_Get_FullMethodName:             nodeCall,
+		peerv1.Data_List_FullMethodName:            nodeCall,
+		peerv1.Data_Stats_FullMethodName:           nodeCall,
+		peerv1.Control_StartReplica_FullMethodName: nodeCall,
+		peerv1.Control_JoinInfo_FullMethodName:     nodeCall,
 
 		healthpb.Health_Check_FullMethodName: open,
 		healthpb.Health_List_FullMethodName:  open,

@@ -61,7 +61,7 @@ func jsonMarshaler() runtime.JSONPb {
 }
 
 // newRESTMux returns grpc-gateway's mux configured for the contract of
-// DESIGN §3: JSON with proto field names, raw values on /api/v1/kv, the
+// the REST contract (README, "Using the REST API"): JSON with proto field names, raw values on /api/v1/kv, the
 // contract's error statuses and the value headers on GET.
 func newRESTMux() *runtime.ServeMux {
 	js := jsonMarshaler()

@@ -8,7 +8,6 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/cavedb/cave/node"
 	secretsv1 "github.com/cavedb/cave/proto/cave/secrets/v1"
 	"github.com/cavedb/cave/secrets"
 )
@@ -16,7 +15,7 @@ import (
 // SecretsConfig configures secret=true values and the Secrets service.
 type SecretsConfig struct {
 	// Meta stores the cluster's wrapped keyring under
-	// node.MetaSecrets+"keyring": the node. Required.
+	// "secrets/keyring": the node. Required.
 	Meta MetaStore
 	// KEK returns the key-encryption key that wraps the cluster key: the
 	// content of --kek-file, or DevKEK in dev mode and with --insecure.
@@ -49,7 +48,7 @@ func DevKEK(c interface {
 }
 
 // keyringKey is where the wrapped cluster keyring lives in the meta shard.
-const keyringKey = node.MetaSecrets + "keyring"
+const keyringKey = metaSecrets + "keyring"
 
 // metaKeyring is secrets.Store over the meta shard.
 type metaKeyring struct{ meta MetaStore }
@@ -126,3 +125,15 @@ func (s *secretsService) Status(ctx context.Context, _ *secretsv1.StatusRequest)
 	}
 	return &secretsv1.StatusResponse{KeyId: uint32(id), KeyCount: uint32(n)}, nil
 }
+
+// The meta-shard namespaces the gateway keeps its state in: the access
+// policy and the secrets keyring.
+const (
+	metaAuth    = "auth/"
+	metaSecrets = "secrets/"
+)
+
+// MetaNamespaces returns the meta-shard namespaces the gateway reads and
+// writes through its MetaStore; whoever assembles a node registers them
+// with it (node.Config.MetaNamespaces).
+func MetaNamespaces() []string { return []string{metaAuth, metaSecrets} }

@@ -25,6 +25,7 @@ import (
 
 	"github.com/cavedb/cave/auth"
 	"github.com/cavedb/cave/gateway/apidocs"
+	"github.com/cavedb/cave/peer"
 	authv1 "github.com/cavedb/cave/proto/cave/auth/v1"
 	clusterv1 "github.com/cavedb/cave/proto/cave/cluster/v1"
 	kvv1 "github.com/cavedb/cave/proto/cave/kv/v1"
@@ -42,8 +43,8 @@ type Config struct {
 	Router *router.Router
 	// Cluster answers the cluster views and readiness. Required.
 	Cluster ClusterView
-	// Peer serves the node-to-node protocol. Required.
-	Peer peerv1.PeerServer
+	// Peer serves the node-to-node protocol on the gRPC port. Required.
+	Peer PeerServices
 	// Logger receives request errors. Required.
 	Logger *slog.Logger
 	// MaxValueBytes is the largest value accepted (--max-value-bytes).
@@ -68,7 +69,7 @@ type Config struct {
 	// TLS, when set, is the node's certificate material (--tls-*). The gRPC
 	// port then requires a client certificate from the cluster CA on every
 	// connection and admits only node certificates to the Peer service
-	// (router.NodeOnlyUnary); the HTTP port serves HTTPS and verifies a
+	// (peer.NodeOnlyUnary); the HTTP port serves HTTPS and verifies a
 	// client certificate when one is sent (callers with a bearer token may
 	// come without). Nil serves plain gRPC and HTTP (--insecure, dev mode).
 	// Certificates follow TLS.Reload at the next handshake.
@@ -88,7 +89,7 @@ func DefaultConfig() Config {
 // Validate reports every problem with c.
 func (c Config) Validate() error {
 	var errs []error
-	if c.Router == nil || c.Cluster == nil || c.Peer == nil || c.Logger == nil {
+	if c.Router == nil || c.Cluster == nil || c.Peer.Data == nil || c.Peer.Control == nil || c.Logger == nil {
 		errs = append(errs, errors.New("gateway: Router, Cluster, Peer and Logger must be set"))
 	}
 	if c.Metrics == nil || c.Gatherer == nil || c.Logs == nil {
@@ -99,6 +100,13 @@ func (c Config) Validate() error {
 	}
 	errs = append(errs, c.Secrets.Validate(), c.Auth.Validate())
 	return errors.Join(errs...)
+}
+
+// PeerServices are the node-to-node services the gRPC port serves next to
+// the public ones (package peer builds them). They are never on REST.
+type PeerServices struct {
+	Data    peerv1.DataServer
+	Control peerv1.ControlServer
 }
 
 // Server holds the gRPC and HTTP servers of one node.
@@ -139,7 +147,7 @@ func New(cfg Config) (*Server, error) {
 		grpc.ChainUnaryInterceptor(rec.unary, met.unary, z.unary), grpc.ChainStreamInterceptor(rec.stream, z.stream)}
 	if cfg.TLS != nil {
 		gopts = append(gopts, grpc.Creds(cfg.TLS.Credentials(tls.RequireAndVerifyClientCert)),
-			grpc.ChainUnaryInterceptor(router.NodeOnlyUnary()), grpc.ChainStreamInterceptor(router.NodeOnlyStream()))
+			grpc.ChainUnaryInterceptor(peer.NodeOnlyUnary()), grpc.ChainStreamInterceptor(peer.NodeOnlyStream()))
 	}
 	gs := grpc.NewServer(gopts...)
 	// Every public service is registered through local, so that REST
@@ -149,7 +157,8 @@ func New(cfg Config) (*Server, error) {
 	local.register(gs, &clusterv1.Cluster_ServiceDesc, cl)
 	local.register(gs, &secretsv1.Secrets_ServiceDesc, sec)
 	local.register(gs, &authv1.Auth_ServiceDesc, &authService{z: z, lg: cfg.Logger})
-	peerv1.RegisterPeerServer(gs, cfg.Peer)
+	peerv1.RegisterDataServer(gs, cfg.Peer.Data)
+	peerv1.RegisterControlServer(gs, cfg.Peer.Control)
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(gs, hs)
 	reflection.Register(gs)

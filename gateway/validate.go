@@ -9,7 +9,8 @@ import (
 // MaxKeyBytes is the longest key accepted, in bytes.
 const MaxKeyBytes = 1024
 
-// validateKey checks key against the data model of DESIGN §2: a UTF-8 path
+// validateKey checks key against the data model (docs/architecture.md,
+// "Data model"): a UTF-8 path
 // of 1..MaxKeyBytes bytes with no empty segment, no "." or ".." segment and
 // no control characters. The error message is meant for people.
 func validateKey(key string) error {

@@ -66,6 +66,14 @@ type Config struct {
 	ReconcileInterval time.Duration
 	// Expert holds engine settings operators should leave alone.
 	Expert Expert
+	// MetaNamespaces are the key prefixes of the meta shard that other
+	// packages may read and write through MetaGet and MetaSwap (the access
+	// policy, the secrets keyring), registered by whoever assembles the
+	// node. Each must end in "/" and must not overlap the node's own schema
+	// (cluster/, replicas/). Empty: none.
+	MetaNamespaces []string
+	// Peers calls other nodes' Control and Data services. Required.
+	Peers Peers
 	// Logger receives the node's logs. Required.
 	Logger *slog.Logger
 	// Metrics registers the node's metrics (cave_node_*, cave_store_*).
@@ -101,7 +109,8 @@ type TLSFiles struct {
 func (f TLSFiles) enabled() bool { return f.CAFile != "" }
 
 // Expert holds Raft engine settings. The defaults come from measurements on
-// a 2-core machine (DESIGN §7); change them only with a benchmark in hand.
+// a 2-core machine (docs/architecture.md, "Engine settings"); change them
+// only with a benchmark in hand.
 type Expert struct {
 	// RTTMillisecond is the Raft tick in milliseconds. Default 20.
 	RTTMillisecond uint64
@@ -208,6 +217,14 @@ func (c Config) Validate() error {
 	}
 	if t := c.TLS; t.enabled() && (t.CertFile == "" || t.KeyFile == "") || !t.enabled() && (t.CertFile != "" || t.KeyFile != "") {
 		bad("--tls-ca, --tls-cert and --tls-key must be set together")
+	}
+	for _, ns := range c.MetaNamespaces {
+		if err := checkNamespace(ns); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if c.Peers == nil {
+		bad("Peers must be set")
 	}
 	if c.Logger == nil {
 		bad("Logger must be set")

@@ -22,7 +22,6 @@ import (
 	"github.com/hashicorp/serf/serf"
 
 	"github.com/cavedb/cave/node/internal/dblog"
-	peerv1 "github.com/cavedb/cave/proto/cave/peer/v1"
 	"github.com/cavedb/cave/ring"
 )
 
@@ -452,23 +451,18 @@ func (m *membership) joinInfo(ctx context.Context, addrs []string) ([]string, er
 	var gossip []string
 	var errs []error
 	for _, addr := range addrs {
-		conn, err := m.n.peers.Conn(addr)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", addr, err))
-			continue
-		}
 		cctx, cancel := context.WithTimeout(ctx, joinInfoTimeout)
-		resp, err := peerv1.NewPeerClient(conn).JoinInfo(cctx, &peerv1.JoinInfoRequest{})
+		gossipAddr, key, err := m.n.peers.JoinInfo(cctx, addr)
 		cancel()
 		if err != nil {
 			errs = append(errs, fmt.Errorf("join info from %s (with TLS, --join names gRPC addresses): %w", addr, err))
 			continue
 		}
-		if err := m.keys.install(resp.GossipKey); err != nil {
+		if err := m.keys.install(key); err != nil {
 			errs = append(errs, fmt.Errorf("join info from %s: %w", addr, err))
 			continue
 		}
-		gossip = append(gossip, resp.GossipAddr)
+		gossip = append(gossip, gossipAddr)
 	}
 	if len(gossip) == 0 {
 		return nil, errors.Join(errs...)

@@ -72,11 +72,10 @@ func (n *Node) readPlacement(ctx context.Context, stale bool) (*placement, error
 	p := &placement{clusterID: string(id.Value), byShard: map[ring.ShardID][]ReplicaView{}, load: map[string]int{}}
 	var after []byte
 	for {
-		v, err := n.Read(ctx, ring.MetaShard, shard.ListQuery{Prefix: []byte(prefixReplicas), StartAfter: after, Limit: 1000}, stale)
+		res, err := n.List(ctx, ring.MetaShard, shard.ListQuery{Prefix: []byte(prefixReplicas), StartAfter: after, Limit: 1000}, stale)
 		if err != nil {
 			return nil, err
 		}
-		res := v.(*shard.ListResult)
 		for _, kv := range res.Items {
 			sid, rid, ok := parseReplicaKey(string(kv.Key))
 			if !ok {
@@ -95,12 +94,7 @@ func (n *Node) readPlacement(ctx context.Context, stale bool) (*placement, error
 
 // metaGet reads one meta key; it returns nil when the key is absent.
 func (n *Node) metaGet(ctx context.Context, key string, stale bool) (*shard.KeyValue, error) {
-	v, err := n.Read(ctx, ring.MetaShard, shard.GetQuery{Key: []byte(key)}, stale)
-	if err != nil {
-		return nil, err
-	}
-	kv, _ := v.(*shard.KeyValue)
-	return kv, nil
+	return n.Get(ctx, ring.MetaShard, []byte(key), stale)
 }
 
 // metaWrite proposes ops to the meta shard and returns their results.

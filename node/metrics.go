@@ -12,7 +12,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/cavedb/cave/ring"
-	"github.com/cavedb/cave/shard"
 )
 
 // Label values of cave_node_raft_proposals_total and
@@ -258,7 +257,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			lead = 1
 		}
 		gauge(c.leader, lead, label)
-		if st, err := n.store.Stats(shard.ShardID(ls.id)); err == nil {
+		if st, err := n.store.Stats(ls.id); err == nil {
 			gauge(c.keys, float64(st.Keys), label)
 			gauge(c.bytes, float64(st.Bytes), label)
 		}

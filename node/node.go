@@ -8,7 +8,6 @@ package node
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -21,7 +20,6 @@ import (
 	"github.com/lni/dragonboat/v4/config"
 	"github.com/lni/dragonboat/v4/raftio"
 
-	"github.com/cavedb/cave/internal/peer"
 	"github.com/cavedb/cave/node/internal/dblog"
 	"github.com/cavedb/cave/ring"
 	"github.com/cavedb/cave/shard"
@@ -37,7 +35,7 @@ type Node struct {
 	store *shard.Store
 	nh    *dragonboat.NodeHost
 	ms    *membership
-	peers *peer.Pool
+	peers Peers
 	met   *metrics
 
 	table     atomic.Pointer[ring.Table]
@@ -56,14 +54,11 @@ type Node struct {
 // New opens the node's data dir, starts the replicas found there (or
 // bootstraps a new cluster when cfg.Bootstrap is set and the dir is empty),
 // joins the gossip pool and starts the reconciler. It returns once the node
-// is running; the node may not be Ready yet. peers dials other nodes'
-// internal gRPC service.
-func New(cfg Config, peers *peer.Pool) (*Node, error) {
+// is running; the node may not be Ready yet. It returns cfg.Validate's
+// error, or why the data dir, the Raft host or gossip could not start.
+func New(cfg Config) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
-	}
-	if peers == nil {
-		return nil, errors.New("node: peer pool must be set")
 	}
 	dblog.Install(cfg.Logger)
 	lg := cfg.Logger.With("node", cfg.Name)
@@ -79,7 +74,7 @@ func New(cfg Config, peers *peer.Pool) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("node: open state store: %w", err)
 	}
-	n := &Node{cfg: cfg, lg: lg, store: store, peers: peers, met: newMetrics(cfg.Metrics)}
+	n := &Node{cfg: cfg, lg: lg, store: store, peers: cfg.Peers, met: newMetrics(cfg.Metrics)}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	n.leaders.init()
 
@@ -224,10 +219,55 @@ func (n *Node) Propose(ctx context.Context, id ring.ShardID, cmd []byte) ([]shar
 	return shard.DecodeResults(res)
 }
 
-// Read runs query (a shard query type such as shard.GetQuery) against the
-// local replica of shard id: linearizably through ReadIndex, or from local
-// state when stale is true. Errors: ErrNoReplica, ErrNotReady.
-func (n *Node) Read(ctx context.Context, id ring.ShardID, query any, stale bool) (any, error) {
+// Get reads key from the local replica of shard id: linearizably through
+// ReadIndex, or from local state when stale is true. It returns nil, nil
+// when the key is absent. Errors: ErrNoReplica (no local replica),
+// ErrNotReady (no leader, election, replica recovering); nothing is ever
+// applied by a read.
+func (n *Node) Get(ctx context.Context, id ring.ShardID, key []byte, stale bool) (*shard.KeyValue, error) {
+	v, err := n.read(ctx, id, shard.GetQuery{Key: key}, stale)
+	if err != nil {
+		return nil, err
+	}
+	kv, ok := v.(*shard.KeyValue)
+	if !ok && v != nil {
+		return nil, fmt.Errorf("node: shard %d answered a get with %T", id, v)
+	}
+	return kv, nil
+}
+
+// List reads a page of keys of shard id from its local replica, as Get
+// reads one key. Errors are those of Get.
+func (n *Node) List(ctx context.Context, id ring.ShardID, q shard.ListQuery, stale bool) (*shard.ListResult, error) {
+	v, err := n.read(ctx, id, q, stale)
+	if err != nil {
+		return nil, err
+	}
+	res, ok := v.(*shard.ListResult)
+	if !ok {
+		return nil, fmt.Errorf("node: shard %d answered a list with %T", id, v)
+	}
+	return res, nil
+}
+
+// Stats returns the size and applied index of the local replica of shard
+// id, read from local state without a Raft round. It fails with
+// ErrNoReplica when this node hosts no replica of the shard.
+func (n *Node) Stats(id ring.ShardID) (shard.Stats, error) {
+	v, err := n.read(context.Background(), id, shard.StatsQuery{}, true)
+	if err != nil {
+		return shard.Stats{}, err
+	}
+	st, ok := v.(shard.Stats)
+	if !ok {
+		return shard.Stats{}, fmt.Errorf("node: shard %d answered stats with %T", id, v)
+	}
+	return st, nil
+}
+
+// read runs query against the local replica of shard id, linearizably or
+// stale, and counts it.
+func (n *Node) read(ctx context.Context, id ring.ShardID, query any, stale bool) (any, error) {
 	if stale {
 		v, err := n.nh.StaleRead(uint64(id), query)
 		err = translate(err, false)

@@ -8,7 +8,6 @@ import (
 
 	"github.com/lni/dragonboat/v4"
 
-	peerv1 "github.com/cavedb/cave/proto/cave/peer/v1"
 	"github.com/cavedb/cave/ring"
 	"github.com/cavedb/cave/shard"
 )
@@ -213,12 +212,7 @@ func (n *Node) notifyStart(ctx context.Context, mem Member, id ring.ShardID, rid
 		}
 		return
 	}
-	conn, err := n.peers.Conn(mem.GRPCAddr)
-	if err == nil {
-		_, err = peerv1.NewPeerClient(conn).StartReplica(ctx, &peerv1.StartReplicaRequest{
-			ShardId: uint64(id), ReplicaId: rid, Learner: role == RoleLearner})
-	}
-	if err != nil {
+	if err := n.peers.StartReplica(ctx, mem.GRPCAddr, id, rid, role == RoleLearner); err != nil {
 		n.lg.Warn("ask peer to start replica", "shard_id", id, "replica_id", rid, "target", mem.Name, "err", err)
 	}
 }
@@ -261,7 +255,7 @@ func (n *Node) StartReplica(ctx context.Context, id ring.ShardID, rid uint64, le
 		}
 	}
 	if !restart {
-		if err := n.store.RemoveShardData(shard.ShardID(id)); err != nil {
+		if err := n.store.RemoveShardData(id); err != nil {
 			return err
 		}
 	}
@@ -283,7 +277,7 @@ func (n *Node) removeData(ctx context.Context, id ring.ShardID, rid uint64) erro
 	if err := n.nh.SyncRemoveData(ctx, uint64(id), rid); err != nil {
 		return fmt.Errorf("node: remove raft data of shard %d replica %d: %w", id, rid, err)
 	}
-	return n.store.RemoveShardData(shard.ShardID(id))
+	return n.store.RemoveShardData(id)
 }
 
 // syncLocalReplicas starts replicas that the meta shard assigns to this node

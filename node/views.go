@@ -4,9 +4,7 @@ import (
 	"context"
 	"slices"
 
-	peerv1 "github.com/cavedb/cave/proto/cave/peer/v1"
 	"github.com/cavedb/cave/ring"
-	"github.com/cavedb/cave/shard"
 )
 
 // Members returns every node gossip knows, sorted by name.
@@ -144,18 +142,12 @@ func (n *Node) LeaderHost(id ring.ShardID) (Host, bool) {
 // shardSize returns the key count and bytes of shard id from the local
 // replica or, without one, from the first live host that answers.
 func (n *Node) shardSize(ctx context.Context, id ring.ShardID) (int64, int64) {
-	if v, err := n.Read(ctx, id, shard.StatsQuery{}, true); err == nil {
-		s := v.(shard.Stats)
+	if s, err := n.Stats(id); err == nil {
 		return s.Keys, s.Bytes
 	}
 	for _, h := range n.ShardHosts(id) {
-		conn, err := n.peers.Conn(h.GRPCAddr)
-		if err != nil {
-			continue
-		}
-		resp, err := peerv1.NewPeerClient(conn).Stats(ctx, &peerv1.StatsRequest{ShardId: uint64(id)})
-		if err == nil {
-			return resp.Keys, resp.Bytes
+		if st, err := n.peers.Stats(ctx, h.GRPCAddr, id); err == nil {
+			return st.Keys, st.Bytes
 		}
 	}
 	return -1, -1

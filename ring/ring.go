@@ -2,9 +2,13 @@
 //
 // The ring has a fixed number of slots (Slots). A key's slot is a pure
 // function of its bytes and never changes; which shard owns a slot is recorded
-// in a Table that is created at bootstrap and stored in the meta shard. The
-// shard that owns a key therefore only changes when a Table is rewritten by an
-// explicit split, never by rebalancing, which moves replicas and leaders only.
+// in a Table that is created at bootstrap, stored in the meta shard and never
+// rewritten, so the shard that owns a key never changes. Moving load between
+// nodes moves replicas and leaders of shards, never keys (see
+// docs/architecture.md).
+//
+// ring is a leaf package: it imports nothing of cave, and every layer may
+// import it for ShardID and the slot table.
 package ring
 
 import (
@@ -23,8 +27,10 @@ const MaxShards = Slots
 // Slot is a position on the ring, in [0, Slots).
 type Slot uint32
 
-// ShardID identifies a Raft shard. Shard 0 is the meta shard and never owns a
-// slot; data shards are numbered from 1.
+// ShardID identifies a Raft shard, in every layer from the state machine to
+// the API. It converts to dragonboat's bare uint64 only at the NodeHost call.
+// Shard 0 is the meta shard and never owns a slot; data shards are numbered
+// from 1.
 type ShardID uint64
 
 // MetaShard is the shard that holds cluster metadata.

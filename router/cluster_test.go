@@ -22,7 +22,7 @@ import (
 	"github.com/cavedb/cave/shard"
 )
 
-// In-process cluster tests (DESIGN §6): routing, failover and joins on real
+// In-process cluster tests (docs/architecture.md, "Testing"): routing, failover and joins on real
 // nodes over loopback. Each starts its own cluster; -short skips them.
 
 // TestClusterRouteWithoutReplica writes and reads keys of a shard through a
@@ -355,12 +355,7 @@ func staleLocal(ctx context.Context, nd *node.Node, rt *router.Router, key strin
 	if !nd.HasReplica(id) {
 		return nil, errors.New("no local replica of shard " + fmt.Sprint(id))
 	}
-	v, err := nd.Read(ctx, id, shard.GetQuery{Key: []byte(key)}, true)
-	if err != nil {
-		return nil, err
-	}
-	kv, _ := v.(*shard.KeyValue)
-	return kv, nil
+	return nd.Get(ctx, id, []byte(key), true)
 }
 
 func listKeys(items []router.ListItem) []string {

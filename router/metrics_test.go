@@ -12,8 +12,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/cavedb/cave/internal/peer"
 	"github.com/cavedb/cave/node"
+	"github.com/cavedb/cave/peer"
 	"github.com/cavedb/cave/ring"
 	"github.com/cavedb/cave/shard"
 )
@@ -31,8 +31,11 @@ func (b *flakyBackend) Table(context.Context) (*ring.Table, error) { return b.ta
 func (b *flakyBackend) HasReplica(ring.ShardID) bool               { return b.local }
 func (b *flakyBackend) ShardHosts(ring.ShardID) []node.Host        { return nil }
 func (b *flakyBackend) LeaderHost(ring.ShardID) (node.Host, bool)  { return node.Host{}, false }
-func (b *flakyBackend) Read(context.Context, ring.ShardID, any, bool) (any, error) {
-	return (*shard.KeyValue)(nil), nil
+func (b *flakyBackend) Get(context.Context, ring.ShardID, []byte, bool) (*shard.KeyValue, error) {
+	return nil, nil
+}
+func (b *flakyBackend) List(context.Context, ring.ShardID, shard.ListQuery, bool) (*shard.ListResult, error) {
+	return &shard.ListResult{Items: []shard.KeyValue{}}, nil
 }
 
 func (b *flakyBackend) Propose(context.Context, ring.ShardID, []byte) ([]shard.OpResult, error) {
@@ -70,7 +73,7 @@ func newTestRouter(t *testing.T, be Backend, attempts int) (*Router, *prometheus
 	peers := peer.New()
 	t.Cleanup(func() { _ = peers.Close() })
 	cfg := DefaultConfig()
-	cfg.Backend, cfg.Peers, cfg.Metrics = be, peers, reg
+	cfg.Backend, cfg.Forwarder, cfg.Metrics = be, peer.NewClient(peers), reg
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	cfg.Attempts, cfg.Backoff = attempts, time.Millisecond
 	r, err := New(cfg)
@@ -105,9 +108,9 @@ func TestRetriesAndForwardsCounted(t *testing.T) {
 	assert.InDelta(t, 3, counter(t, reg, "cave_router_forwards_total", "get"), 0)
 	assert.InDelta(t, 2, counter(t, reg, "cave_router_retries_total", "get"), 0)
 
-	_, err = New(Config{Backend: be, Peers: peer.New(), Logger: slog.New(slog.DiscardHandler), Attempts: 1, Backoff: time.Millisecond, MaxListLimit: 1, Metrics: reg})
+	_, err = New(Config{Backend: be, Forwarder: peer.NewClient(peer.New()), Logger: slog.New(slog.DiscardHandler), Attempts: 1, Backoff: time.Millisecond, MaxListLimit: 1, Metrics: reg})
 	assert.Error(t, err, "a second router on the same registry")
 	cfg := DefaultConfig()
-	cfg.Backend, cfg.Peers, cfg.Logger = be, peer.New(), slog.New(slog.DiscardHandler)
+	cfg.Backend, cfg.Forwarder, cfg.Logger = be, peer.NewClient(peer.New()), slog.New(slog.DiscardHandler)
 	assert.ErrorContains(t, cfg.Validate(), "Metrics must be set")
 }

@@ -13,7 +13,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/cavedb/cave/internal/peer"
 	"github.com/cavedb/cave/node"
 	"github.com/cavedb/cave/ring"
 	"github.com/cavedb/cave/shard"
@@ -25,7 +24,8 @@ type Backend interface {
 	Table(ctx context.Context) (*ring.Table, error)
 	HasReplica(id ring.ShardID) bool
 	Propose(ctx context.Context, id ring.ShardID, cmd []byte) ([]shard.OpResult, error)
-	Read(ctx context.Context, id ring.ShardID, query any, stale bool) (any, error)
+	Get(ctx context.Context, id ring.ShardID, key []byte, stale bool) (*shard.KeyValue, error)
+	List(ctx context.Context, id ring.ShardID, q shard.ListQuery, stale bool) (*shard.ListResult, error)
 	ShardHosts(id ring.ShardID) []node.Host
 	LeaderHost(id ring.ShardID) (node.Host, bool)
 }
@@ -36,8 +36,8 @@ var _ Backend = (*node.Node)(nil)
 type Config struct {
 	// Backend runs operations on local replicas. Required.
 	Backend Backend
-	// Peers dials other nodes to forward operations. Required.
-	Peers *peer.Pool
+	// Forwarder runs operations on other nodes. Required.
+	Forwarder Forwarder
 	// Logger receives warnings about retries and forwards. Required.
 	Logger *slog.Logger
 	// Metrics registers the router's metrics (cave_router_*). Required;
@@ -63,8 +63,8 @@ func (c Config) Validate() error {
 	if c.Backend == nil {
 		errs = append(errs, errors.New("router: Backend must be set"))
 	}
-	if c.Peers == nil {
-		errs = append(errs, errors.New("router: Peers must be set"))
+	if c.Forwarder == nil {
+		errs = append(errs, errors.New("router: Forwarder must be set"))
 	}
 	if c.Logger == nil {
 		errs = append(errs, errors.New("router: Logger must be set"))
@@ -89,7 +89,7 @@ func (c Config) Validate() error {
 type Router struct {
 	cfg Config
 	be  Backend
-	fw  *forwarder
+	fw  Forwarder
 	met *metrics
 }
 
@@ -103,7 +103,7 @@ func New(cfg Config) (*Router, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Router{cfg: cfg, be: cfg.Backend, fw: &forwarder{peers: cfg.Peers}, met: met}, nil
+	return &Router{cfg: cfg, be: cfg.Backend, fw: cfg.Forwarder, met: met}, nil
 }
 
 // Route returns the shard that owns key.
@@ -138,21 +138,32 @@ func (r *Router) Get(ctx context.Context, key string, stale bool) (*shard.KeyVal
 	return kv, nil
 }
 
-func (r *Router) getOnce(ctx context.Context, id ring.ShardID, key string, stale bool) (*shard.KeyValue, error) {
-	if h, ok := r.remoteLeader(id, stale); ok {
-		r.met.forwards[opGet].Inc()
-		return r.fw.get(ctx, []node.Host{h}, id, key, stale)
-	}
-	if r.be.HasReplica(id) {
-		v, err := r.be.Read(ctx, id, shard.GetQuery{Key: []byte(key)}, stale)
-		if err != nil {
-			return nil, err
-		}
-		kv, _ := v.(*shard.KeyValue)
-		return kv, nil
+func (r *Router) getOnce(ctx context.Context, id ring.ShardID, key string, stale bool) (kv *shard.KeyValue, err error) {
+	hosts, local := r.targets(id, stale)
+	if local {
+		return r.be.Get(ctx, id, []byte(key), stale)
 	}
 	r.met.forwards[opGet].Inc()
-	return r.fw.get(ctx, r.hosts(id), id, key, stale)
+	err = eachHost(hosts, func(addr string) error {
+		kv, err = r.fw.Get(ctx, addr, id, []byte(key), stale)
+		return err
+	})
+	return kv, err
+}
+
+// targets says where to run an operation on shard id: on the local replica
+// (local true) or on hosts, in order. A linearizable operation goes to the
+// leader's node when another node leads (see remoteLeader); anything else
+// runs locally when this node hosts a replica, and otherwise on the
+// shard's hosts.
+func (r *Router) targets(id ring.ShardID, stale bool) (hosts []node.Host, local bool) {
+	if h, ok := r.remoteLeader(id, stale); ok {
+		return []node.Host{h}, false
+	}
+	if r.be.HasReplica(id) {
+		return nil, true
+	}
+	return r.hosts(id), false
 }
 
 // Put writes value under key and returns the write's revision. With prev
@@ -207,17 +218,18 @@ func (r *Router) write(ctx context.Context, kind opKind, key string, op shard.Op
 	cmd := shard.EncodeCommand(nil, []shard.Op{op})
 	var res []shard.OpResult
 	err = r.retry(ctx, kind, func() error {
-		var err error
-		if h, ok := r.remoteLeader(id, false); ok {
-			r.met.forwards[kind].Inc()
-			res, err = r.fw.propose(ctx, []node.Host{h}, id, cmd)
-		} else if r.be.HasReplica(id) {
+		hosts, local := r.targets(id, false)
+		if local {
+			var err error
 			res, err = r.be.Propose(ctx, id, cmd)
-		} else {
-			r.met.forwards[kind].Inc()
-			res, err = r.fw.propose(ctx, r.hosts(id), id, cmd)
+			return err
 		}
-		return err
+		r.met.forwards[kind].Inc()
+		return eachHost(hosts, func(addr string) error {
+			var err error
+			res, err = r.fw.Propose(ctx, addr, id, cmd)
+			return err
+		})
 	})
 	if err != nil {
 		return shard.OpResult{}, final(err)
@@ -318,23 +330,28 @@ func (r *Router) List(ctx context.Context, prefix, pageToken string, limit int, 
 }
 
 func (r *Router) listShard(ctx context.Context, id ring.ShardID, prefix, after string, limit int, stale bool) ([]ListItem, bool, error) {
-	if h, ok := r.remoteLeader(id, stale); ok {
-		r.met.forwards[opList].Inc()
-		return r.fw.list(ctx, []node.Host{h}, id, prefix, after, limit, stale)
-	}
-	if !r.be.HasReplica(id) {
-		r.met.forwards[opList].Inc()
-		return r.fw.list(ctx, r.hosts(id), id, prefix, after, limit, stale)
-	}
 	q := shard.ListQuery{Prefix: []byte(prefix), Limit: limit, KeysOnly: true}
 	if after != "" {
 		q.StartAfter = []byte(after)
 	}
-	v, err := r.be.Read(ctx, id, q, stale)
-	if err != nil {
-		return nil, false, err
+	var res *shard.ListResult
+	hosts, local := r.targets(id, stale)
+	if local {
+		var err error
+		if res, err = r.be.List(ctx, id, q, stale); err != nil {
+			return nil, false, err
+		}
+	} else {
+		r.met.forwards[opList].Inc()
+		err := eachHost(hosts, func(addr string) error {
+			var err error
+			res, err = r.fw.List(ctx, addr, id, q, stale)
+			return err
+		})
+		if err != nil {
+			return nil, false, err
+		}
 	}
-	res := v.(*shard.ListResult)
 	items := make([]ListItem, len(res.Items))
 	for i, kv := range res.Items {
 		items[i] = ListItem{Key: string(kv.Key), ModRevision: kv.ModRevision, Size: kv.Size}

@@ -1,4 +1,4 @@
-// Package secrets encrypts the values written with secret=true (DESIGN §5)
+// Package secrets encrypts the values written with secret=true (docs/architecture.md, "Security")
 // under a three-level key hierarchy:
 //
 //   - the key-encryption key (KEK), 32 bytes the operator supplies with

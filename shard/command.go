@@ -9,7 +9,7 @@ import (
 
 // MaxKeyBytes is the largest user key, in bytes, that a command may carry.
 // DecodeCommand rejects longer keys, so Update stores none. Callers enforce
-// their own, smaller limit (DESIGN §2 says 1024) before proposing.
+// their own, smaller limit (1024 bytes, docs/architecture.md, "Data model") before proposing.
 const MaxKeyBytes = 64 << 10
 
 // commandFormatV1 is the leading byte of every command EncodeCommand writes.

@@ -54,10 +54,10 @@ func DefaultConfig() Config {
 func (c Config) Validate() error {
 	var errs []error
 	if c.CacheBytes < 1<<20 {
-		errs = append(errs, fmt.Errorf("shard: --cache-bytes must be >= %d, got %d", 1<<20, c.CacheBytes))
+		errs = append(errs, fmt.Errorf("shard: CacheBytes must be >= %d, got %d", 1<<20, c.CacheBytes))
 	}
 	if c.MemTableBytes < 1<<20 || c.MemTableBytes >= 4<<30 {
-		errs = append(errs, fmt.Errorf("shard: --memtable-bytes must be in [%d, %d), got %d", 1<<20, int64(4)<<30, c.MemTableBytes))
+		errs = append(errs, fmt.Errorf("shard: MemTableBytes must be in [%d, %d), got %d", 1<<20, int64(4)<<30, c.MemTableBytes))
 	}
 	if c.Logger == nil {
 		errs = append(errs, errors.New("shard: Logger must be set"))

@@ -12,6 +12,8 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/cavedb/cave/ring"
 )
 
 var crashSeed = flag.Uint64("crash-seed", 0, "seed for TestCrashRecovery; 0 picks one from the clock")
@@ -113,7 +115,7 @@ func TestCrashRecovery(t *testing.T) {
 	t.Logf("seed %d (rerun with -crash-seed)", seed)
 	rng := rand.New(rand.NewPCG(seed, 0))
 	const entries = 300
-	const shard ShardID = 3
+	const shard ring.ShardID = 3
 
 	// The model's state after each index.
 	md := model{}

@@ -9,7 +9,7 @@
 // StaleRead.
 //
 // Each key carries create_revision, mod_revision (the Raft index of the entry
-// that wrote it) and version (writes since creation), as DESIGN §2 defines.
+// that wrote it) and version (writes since creation), as docs/architecture.md ("Data model") defines.
 // Revisions are per shard.
 //
 // In Pebble, a shard's data lives under a namespace byte and its ID (8 bytes,

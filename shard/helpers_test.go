@@ -7,6 +7,8 @@ import (
 
 	sm "github.com/lni/dragonboat/v4/statemachine"
 	"github.com/stretchr/testify/require"
+
+	"github.com/cavedb/cave/ring"
 )
 
 // testWriter sends log lines to t.Log, so they show only when a test fails.
@@ -45,7 +47,7 @@ func openStore(t testing.TB, dir string, cfg Config) *Store {
 
 // openSM opens the state machine of shard id on s and returns it with the
 // applied index Open reported.
-func openSM(t testing.TB, s *Store, id ShardID) (*StateMachine, uint64) {
+func openSM(t testing.TB, s *Store, id ring.ShardID) (*StateMachine, uint64) {
 	t.Helper()
 	m := s.NewStateMachine(id, 1)
 	idx, err := m.Open(make(chan struct{}))

@@ -3,6 +3,8 @@ package shard
 import (
 	"encoding/binary"
 	"math"
+
+	"github.com/cavedb/cave/ring"
 )
 
 // Pebble key layout. Every key starts with a namespace byte and the shard ID
@@ -19,7 +21,7 @@ const (
 )
 
 // shardPrefix returns ns followed by id.
-func shardPrefix(ns byte, id ShardID) [shardPrefixLen]byte {
+func shardPrefix(ns byte, id ring.ShardID) [shardPrefixLen]byte {
 	var p [shardPrefixLen]byte
 	p[0] = ns
 	binary.BigEndian.PutUint64(p[1:], uint64(id))
@@ -27,7 +29,7 @@ func shardPrefix(ns byte, id ShardID) [shardPrefixLen]byte {
 }
 
 // dataBounds returns the range [lower, upper) that holds shard id's data.
-func dataBounds(id ShardID) (lower, upper []byte) {
+func dataBounds(id ring.ShardID) (lower, upper []byte) {
 	l := shardPrefix(nsData, id)
 	if id == math.MaxUint64 {
 		return l[:], []byte{nsData + 1}

@@ -10,6 +10,8 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	sm "github.com/lni/dragonboat/v4/statemachine"
+
+	"github.com/cavedb/cave/ring"
 )
 
 // StateMachine holds one shard's keys in the Store's Pebble database, under
@@ -27,7 +29,7 @@ import (
 // error stops the process.
 type StateMachine struct {
 	store   *Store
-	id      ShardID
+	id      ring.ShardID
 	replica ReplicaID
 	lg      *slog.Logger
 	metaKey []byte

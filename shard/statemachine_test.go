@@ -8,6 +8,8 @@ import (
 	sm "github.com/lni/dragonboat/v4/statemachine"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/cavedb/cave/ring"
 )
 
 func TestPutGetDelete(t *testing.T) {
@@ -168,7 +170,7 @@ func TestShardsAreIsolated(t *testing.T) {
 	t.Parallel()
 	s := openStore(t, "", testConfig(t))
 	// Neighbouring IDs, and the largest ID, whose range ends the namespace.
-	ids := []ShardID{1, 2, 1<<64 - 1}
+	ids := []ring.ShardID{1, 2, 1<<64 - 1}
 	sms := make([]*StateMachine, len(ids))
 	for i, id := range ids {
 		sms[i], _ = openSM(t, s, id)
@@ -384,7 +386,7 @@ func TestConfigValidate(t *testing.T) {
 	cfg = Config{}
 	err = cfg.Validate()
 	require.Error(t, err)
-	for _, want := range []string{"--cache-bytes", "--memtable-bytes", "Logger", "Expert.FS", "Expert.RecoverBatchBytes"} {
+	for _, want := range []string{"CacheBytes", "MemTableBytes", "Logger", "Expert.FS", "Expert.RecoverBatchBytes"} {
 		assert.Contains(t, err.Error(), want, "Validate reports every problem")
 	}
 	_, err = Open(t.TempDir(), cfg)
@@ -399,7 +401,7 @@ func TestStateMachineFactory(t *testing.T) {
 	f := s.StateMachineFactory()
 	m, isSM := f(9, 3).(*StateMachine)
 	require.True(t, isSM)
-	assert.Equal(t, ShardID(9), m.id)
+	assert.Equal(t, ring.ShardID(9), m.id)
 	assert.Equal(t, ReplicaID(3), m.replica)
 }
 

@@ -8,11 +8,9 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	sm "github.com/lni/dragonboat/v4/statemachine"
-)
 
-// ShardID identifies a shard (a Raft group). It converts to dragonboat's
-// shardID at the NodeHost call.
-type ShardID uint64
+	"github.com/cavedb/cave/ring"
+)
 
 // ReplicaID identifies one replica of a shard. It converts to dragonboat's
 // replicaID at the NodeHost call.
@@ -38,7 +36,7 @@ type Store struct {
 
 	// openMu guards open, the shards whose StateMachine is open.
 	openMu sync.Mutex
-	open   map[ShardID]*StateMachine
+	open   map[ring.ShardID]*StateMachine
 
 	// keyBufs pools *[]byte scratch buffers for building Pebble keys in
 	// Lookup, which runs on many goroutines.
@@ -86,7 +84,7 @@ func Open(dir string, cfg Config) (*Store, error) {
 		lg:                cfg.Logger,
 		recoverBatchBytes: cfg.Expert.RecoverBatchBytes,
 		db:                db,
-		open:              make(map[ShardID]*StateMachine),
+		open:              make(map[ring.ShardID]*StateMachine),
 	}, nil
 }
 
@@ -133,13 +131,13 @@ func (s *Store) release() { s.mu.RUnlock() }
 // StateMachine for the shard on this Store.
 func (s *Store) StateMachineFactory() func(shardID, replicaID uint64) sm.IOnDiskStateMachine {
 	return func(shardID, replicaID uint64) sm.IOnDiskStateMachine {
-		return s.NewStateMachine(ShardID(shardID), ReplicaID(replicaID))
+		return s.NewStateMachine(ring.ShardID(shardID), ReplicaID(replicaID))
 	}
 }
 
 // NewStateMachine returns a StateMachine for replica rid of shard id, backed
 // by this Store. It does no I/O; StateMachine.Open does.
-func (s *Store) NewStateMachine(id ShardID, rid ReplicaID) *StateMachine {
+func (s *Store) NewStateMachine(id ring.ShardID, rid ReplicaID) *StateMachine {
 	lower, upper := dataBounds(id)
 	mk := shardPrefix(nsMeta, id)
 	return &StateMachine{
@@ -162,7 +160,7 @@ func (s *Store) NewStateMachine(id ShardID, rid ReplicaID) *StateMachine {
 // open: dragonboat closes a stopped replica's state machine on a background
 // worker, so this can happen briefly after StopReplica or SyncRemoveData
 // return, and the caller should retry.
-func (s *Store) RemoveShardData(id ShardID) error {
+func (s *Store) RemoveShardData(id ring.ShardID) error {
 	if err := s.acquire(); err != nil {
 		return err
 	}
@@ -182,7 +180,7 @@ func (s *Store) RemoveShardData(id ShardID) error {
 
 // deleteShard deletes shard id's data and meta record in one batch. The
 // caller holds a read hold on the database.
-func (s *Store) deleteShard(id ShardID, opts *pebble.WriteOptions) error {
+func (s *Store) deleteShard(id ring.ShardID, opts *pebble.WriteOptions) error {
 	lower, upper := dataBounds(id)
 	mk := shardPrefix(nsMeta, id)
 	b := s.db.NewBatch()
@@ -209,7 +207,7 @@ type Stats struct {
 // Stats returns shard id's counters as last committed by its StateMachine,
 // without going through Raft; a shard this Store has no data for has zero
 // Stats. It costs one point read.
-func (s *Store) Stats(id ShardID) (Stats, error) {
+func (s *Store) Stats(id ring.ShardID) (Stats, error) {
 	if err := s.acquire(); err != nil {
 		return Stats{}, err
 	}

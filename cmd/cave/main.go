@@ -18,17 +18,13 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/urfave/cli/v2"
-	"google.golang.org/grpc"
 
 	"github.com/cavedb/cave/gateway"
 	"github.com/cavedb/cave/internal/logbuf"
-	"github.com/cavedb/cave/internal/peer"
 	"github.com/cavedb/cave/node"
-	"github.com/cavedb/cave/router"
 	"github.com/cavedb/cave/secrets"
+	"github.com/cavedb/cave/server"
 )
 
 // Set by the linker: -X main.version=... -X main.commit=... -X main.date=...
@@ -65,9 +61,6 @@ func newApp() *cli.App {
 	}
 }
 
-// logBufferEntries is how many recent log records /api/v1/perf/logs keeps.
-const logBufferEntries = 2000
-
 // newLogger returns the node's logger: records at level or above go to
 // stderr in format and into the returned buffer behind /api/v1/perf/logs.
 func newLogger(level, format string) (*slog.Logger, *logbuf.Buffer, error) {
@@ -80,21 +73,8 @@ func newLogger(level, format string) (*slog.Logger, *logbuf.Buffer, error) {
 	if format == "json" {
 		out = slog.NewJSONHandler(os.Stderr, opts)
 	}
-	buf := logbuf.NewBuffer(logBufferEntries)
-	return slog.New(logbuf.NewHandler(out, buf, lv)), buf, nil
-}
-
-// newRegistry returns the node's metrics registry with the Go runtime and
-// process collectors; every package registers its own metrics on it.
-func newRegistry() (*prometheus.Registry, error) {
-	reg := prometheus.NewRegistry()
-	if err := reg.Register(collectors.NewGoCollector()); err != nil {
-		return nil, err
-	}
-	if err := reg.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})); err != nil {
-		return nil, err
-	}
-	return reg, nil
+	lg, buf := server.NewLogger(out, lv)
+	return lg, buf, nil
 }
 
 func run(c *cli.Context) error {
@@ -107,7 +87,7 @@ func run(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	reg, err := newRegistry()
+	reg, err := server.NewRegistry()
 	if err != nil {
 		return err
 	}
@@ -141,61 +121,44 @@ func run(c *cli.Context) error {
 	if err != nil {
 		return fmt.Errorf("--grpc-addr: %w", err)
 	}
-	peers := peer.New(peer.TransportCredentials(tlsSrc), grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(s.MaxValueBytes+64<<10)))
-	defer peers.Close()
-
-	ncfg := node.DefaultConfig()
-	ncfg.Name = s.NodeName
-	ncfg.DataDir = s.DataDir
-	ncfg.RaftAddr = advertised(s.RaftAddr, s.AdvertiseHost)
-	ncfg.RaftListenAddr = s.RaftAddr
-	ncfg.GossipAddr = s.GossipAddr
-	ncfg.AdvertiseHost = s.AdvertiseHost
-	ncfg.HTTPAddr = advertised(s.HTTPAddr, s.AdvertiseHost)
-	ncfg.GRPCAddr = advertised(s.GRPCAddr, s.AdvertiseHost)
-	ncfg.Bootstrap = s.Bootstrap
-	ncfg.TLS = node.TLSFiles{CAFile: s.TLSCA, CertFile: s.TLSCert, KeyFile: s.TLSKey}
-	ncfg.Join = s.Join
-	ncfg.Shards = s.Shards
-	ncfg.Replicas = s.Replicas
-	ncfg.DeadNodeTimeout = s.DeadNodeTimeout
-	ncfg.Logger, ncfg.Metrics = lg, reg
-	nd, err := node.New(ncfg, peers)
-	if err != nil {
-		return err
-	}
-	rcfg := router.DefaultConfig()
-	rcfg.Backend, rcfg.Peers, rcfg.Logger, rcfg.Metrics = nd, peers, lg, reg
-	rt, err := router.New(rcfg)
-	if err != nil {
-		nd.Close()
-		return err
-	}
-	gcfg := gateway.DefaultConfig()
-	gcfg.Router, gcfg.Cluster, gcfg.Peer, gcfg.Logger = rt, nd, router.NewPeerServer(nd, nd), lg
-	gcfg.MaxValueBytes = s.MaxValueBytes
-	gcfg.Metrics, gcfg.Gatherer, gcfg.Logs = reg, reg, logs
+	cfg := server.DefaultConfig()
+	cfg.Logger, cfg.Registry, cfg.TLS = lg, reg, tlsSrc
+	cfg.HTTPListener, cfg.GRPCListener = httpLn, grpcLn
+	nc := &cfg.Node
+	nc.Name = s.NodeName
+	nc.DataDir = s.DataDir
+	nc.RaftAddr = advertised(s.RaftAddr, s.AdvertiseHost)
+	nc.RaftListenAddr = s.RaftAddr
+	nc.GossipAddr = s.GossipAddr
+	nc.AdvertiseHost = s.AdvertiseHost
+	nc.HTTPAddr = advertised(s.HTTPAddr, s.AdvertiseHost)
+	nc.GRPCAddr = advertised(s.GRPCAddr, s.AdvertiseHost)
+	nc.Bootstrap = s.Bootstrap
+	nc.TLS = node.TLSFiles{CAFile: s.TLSCA, CertFile: s.TLSCert, KeyFile: s.TLSKey}
+	nc.Join = s.Join
+	nc.Shards = s.Shards
+	nc.Replicas = s.Replicas
+	nc.DeadNodeTimeout = s.DeadNodeTimeout
+	gc := &cfg.Gateway
+	gc.MaxValueBytes = s.MaxValueBytes
+	gc.Logs = logs
 	dataDir, err := filepath.Abs(s.DataDir)
 	if err != nil {
 		dataDir = s.DataDir
 	}
-	gcfg.System = gateway.SystemInfo{Version: version, Commit: commit, BuildDate: date, Mode: s.Mode,
+	gc.System = gateway.SystemInfo{Version: version, Commit: commit, BuildDate: date, Mode: s.Mode,
 		Insecure: s.Insecure, DataDir: dataDir, Started: started}
-	gcfg.Settings = configEntries(c, s)
-	gcfg.TLS = tlsSrc
+	gc.Settings = configEntries(c, s)
 	// Access control is on exactly when TLS is: dev mode and --insecure
 	// stay open, as their startup warning says.
-	gcfg.Auth.Enabled, gcfg.Auth.Meta, gcfg.Auth.Audit = tlsSrc != nil, nd, auditLog
-	gcfg.Secrets = gateway.SecretsConfig{Meta: nd, KEK: gateway.DevKEK(nd)}
+	gc.Auth.Enabled, gc.Auth.Audit = tlsSrc != nil, auditLog
 	if kek != nil {
-		gcfg.Secrets.KEK = func(context.Context) ([]byte, error) { return kek, nil }
+		gc.Secrets.KEK = func(context.Context) ([]byte, error) { return kek, nil }
 	}
-	gw, err := gateway.New(gcfg)
+	srv, err := server.New(cfg)
 	if err != nil {
-		nd.Close()
 		return err
 	}
-	gw.Serve(httpLn, grpcLn)
 	scheme := "http://"
 	if tlsSrc != nil {
 		scheme = "https://"
@@ -213,9 +176,7 @@ func run(c *cli.Context) error {
 	// Hand the leaderships over while the API still serves, so requests
 	// forwarded to this node's leaders keep working; then drain the API and
 	// close the node.
-	nd.PrepareClose(3 * time.Second)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	gw.Shutdown(ctx)
-	return nd.Close()
+	return srv.Stop(ctx, 3*time.Second)
 }

@@ -36,18 +36,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"github.com/cavedb/cave/audit"
 	"github.com/cavedb/cave/gateway"
-	"github.com/cavedb/cave/internal/logbuf"
-	"github.com/cavedb/cave/internal/peer"
 	"github.com/cavedb/cave/node"
 	"github.com/cavedb/cave/ring"
 	"github.com/cavedb/cave/router"
+	"github.com/cavedb/cave/server"
 )
 
 // Option changes how NewCluster configures its nodes.
@@ -161,11 +158,8 @@ type member struct {
 	bootstrap  bool
 	lg         *slog.Logger
 
-	peers  *peer.Pool
-	node   *node.Node
-	router *router.Router
-	gw     *gateway.Server
-	audit  *audit.Logger
+	srv   *server.Server // nil while stopped
+	audit *audit.Logger
 }
 
 // NewCluster starts n nodes, node 0 with Bootstrap and the others joining
@@ -232,7 +226,7 @@ func (c *Cluster) Running(i int) bool {
 	c.t.Helper()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.memberLocked(i).node != nil
+	return c.memberLocked(i).srv != nil
 }
 
 // RunningNodes returns the indexes of the running nodes, in order.
@@ -241,7 +235,7 @@ func (c *Cluster) RunningNodes() []int {
 	defer c.mu.Unlock()
 	var out []int
 	for i, m := range c.members {
-		if m.node != nil {
+		if m.srv != nil {
 			out = append(out, i)
 		}
 	}
@@ -254,10 +248,10 @@ func (c *Cluster) Node(i int) *node.Node {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	m := c.memberLocked(i)
-	if m.node == nil {
+	if m.srv == nil {
 		c.t.Fatalf("nodetest: %s is not running", m.name)
 	}
-	return m.node
+	return m.srv.Node()
 }
 
 // Router returns node i's router. It fails the test if node i is not
@@ -267,10 +261,10 @@ func (c *Cluster) Router(i int) *router.Router {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	m := c.memberLocked(i)
-	if m.router == nil {
+	if m.srv == nil {
 		c.t.Fatalf("nodetest: %s is not running", m.name)
 	}
-	return m.router
+	return m.srv.Router()
 }
 
 // Gateway returns node i's gateway server. It fails the test if node i is
@@ -280,10 +274,10 @@ func (c *Cluster) Gateway(i int) *gateway.Server {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	m := c.memberLocked(i)
-	if m.gw == nil {
+	if m.srv == nil {
 		c.t.Fatalf("nodetest: %s is not running", m.name)
 	}
-	return m.gw
+	return m.srv.Gateway()
 }
 
 // HTTPURL returns the base URL of node i's REST API, "http://HOST:PORT"
@@ -480,7 +474,7 @@ func (c *Cluster) start(m *member, httpLn, grpcLn net.Listener) error {
 	var join []string
 	c.mu.Lock()
 	for _, o := range c.members {
-		if o != m && o.node != nil {
+		if o != m && o.srv != nil {
 			if c.certs != nil {
 				join = append(join, o.grpcAddr)
 			} else {
@@ -489,10 +483,7 @@ func (c *Cluster) start(m *member, httpLn, grpcLn net.Listener) error {
 		}
 	}
 	c.mu.Unlock()
-	fail := func(err error, closers ...func() error) error {
-		for _, f := range closers {
-			_ = f()
-		}
+	fail := func(err error) error {
 		httpLn.Close()
 		grpcLn.Close()
 		return err
@@ -502,76 +493,59 @@ func (c *Cluster) start(m *member, httpLn, grpcLn net.Listener) error {
 	if err != nil {
 		return fail(err)
 	}
-	peers := peer.New(peer.TransportCredentials(tlsSrc))
-	ncfg := node.DefaultConfig()
-	if c.certs != nil {
-		ncfg.TLS = c.certs.files()
-	}
-	ncfg.Name = m.name
-	ncfg.DataDir = m.dir
-	ncfg.RaftAddr = m.raftAddr
-	ncfg.GossipAddr = m.gossipAddr
-	ncfg.HTTPAddr = m.httpAddr
-	ncfg.GRPCAddr = m.grpcAddr
-	ncfg.Bootstrap = m.bootstrap
-	ncfg.Join = join
-	ncfg.Shards = c.set.shards
-	ncfg.Replicas = c.set.replicas
-	ncfg.DeadNodeTimeout = c.set.deadNodeTimeout
-	ncfg.ReconcileInterval = c.set.reconcileInterval
-	if c.set.snapshotEntries > 0 {
-		ncfg.Expert.SnapshotEntries = c.set.snapshotEntries
-		ncfg.Expert.CompactionOverhead = min(ncfg.Expert.CompactionOverhead, c.set.snapshotEntries/2)
+	reg, err := server.NewRegistry()
+	if err != nil {
+		return fail(err)
 	}
 	// As cmd/cave does: one registry per running node, and logs teed into
 	// the buffer behind /api/v1/perf/logs.
-	reg := prometheus.NewRegistry()
-	if err := reg.Register(collectors.NewGoCollector()); err != nil {
-		return fail(err, peers.Close)
+	lg, logs := server.NewLogger(m.lg.Handler(), c.set.logLevel)
+	cfg := server.DefaultConfig()
+	cfg.Logger, cfg.Registry, cfg.TLS = lg, reg, tlsSrc
+	cfg.HTTPListener, cfg.GRPCListener = httpLn, grpcLn
+	nc := &cfg.Node
+	if c.certs != nil {
+		nc.TLS = c.certs.files()
 	}
-	if err := reg.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})); err != nil {
-		return fail(err, peers.Close)
+	nc.Name = m.name
+	nc.DataDir = m.dir
+	nc.RaftAddr = m.raftAddr
+	nc.GossipAddr = m.gossipAddr
+	nc.HTTPAddr = m.httpAddr
+	nc.GRPCAddr = m.grpcAddr
+	nc.Bootstrap = m.bootstrap
+	nc.Join = join
+	nc.Shards = c.set.shards
+	nc.Replicas = c.set.replicas
+	nc.DeadNodeTimeout = c.set.deadNodeTimeout
+	nc.ReconcileInterval = c.set.reconcileInterval
+	if c.set.snapshotEntries > 0 {
+		nc.Expert.SnapshotEntries = c.set.snapshotEntries
+		nc.Expert.CompactionOverhead = min(nc.Expert.CompactionOverhead, c.set.snapshotEntries/2)
 	}
-	logs := logbuf.NewBuffer(2000)
-	lg := slog.New(logbuf.NewHandler(m.lg.Handler(), logs, c.set.logLevel))
-	ncfg.Logger, ncfg.Metrics = lg, reg
-	nd, err := node.New(ncfg, peers)
-	if err != nil {
-		return fail(err, peers.Close)
-	}
-	rcfg := router.DefaultConfig()
-	rcfg.Backend, rcfg.Peers, rcfg.Logger, rcfg.Metrics = nd, peers, lg, reg
-	rt, err := router.New(rcfg)
-	if err != nil {
-		return fail(err, nd.Close, peers.Close)
-	}
-	gcfg := gateway.DefaultConfig()
-	gcfg.Router, gcfg.Cluster, gcfg.Peer, gcfg.Logger = rt, nd, router.NewPeerServer(nd, nd), lg
-	gcfg.MaxValueBytes = c.set.maxValueBytes
-	gcfg.Metrics, gcfg.Gatherer, gcfg.Logs = reg, reg, logs
-	gcfg.System = gateway.SystemInfo{Version: "test", Commit: "test", BuildDate: "test", Mode: "test", Insecure: tlsSrc == nil, DataDir: m.dir}
-	gcfg.TLS = tlsSrc
-	gcfg.Secrets = gateway.SecretsConfig{Meta: nd, KEK: gateway.DevKEK(nd)}
+	gc := &cfg.Gateway
+	gc.MaxValueBytes = c.set.maxValueBytes
+	gc.Logs = logs
+	gc.System = gateway.SystemInfo{Version: "test", Commit: "test", BuildDate: "test", Mode: "test", Insecure: tlsSrc == nil, DataDir: m.dir}
 	if c.set.kek != nil {
 		if kek := c.set.kek(m.name); kek != nil {
-			gcfg.Secrets.KEK = func(context.Context) ([]byte, error) { return kek, nil }
+			gc.Secrets.KEK = func(context.Context) ([]byte, error) { return kek, nil }
 		}
 	}
-	gcfg.Auth.Meta, gcfg.Auth.Enabled = nd, c.set.acl
+	gc.Auth.Enabled = c.set.acl
 	if c.set.audit != nil {
 		acfg := audit.DefaultConfig()
 		acfg.Writer, acfg.Logger = c.set.audit, lg
-		if gcfg.Auth.Audit, err = audit.New(acfg); err != nil {
-			return fail(err, nd.Close, peers.Close)
+		if gc.Auth.Audit, err = audit.New(acfg); err != nil {
+			return fail(err)
 		}
 	}
-	gw, err := gateway.New(gcfg)
+	srv, err := server.New(cfg)
 	if err != nil {
-		return fail(err, gcfg.Auth.Audit.Close, nd.Close, peers.Close)
+		return errors.Join(err, gc.Auth.Audit.Close())
 	}
-	gw.Serve(httpLn, grpcLn)
 	c.mu.Lock()
-	m.peers, m.node, m.router, m.gw, m.audit = peers, nd, rt, gw, gcfg.Auth.Audit
+	m.srv, m.audit = srv, gc.Auth.Audit
 	c.mu.Unlock()
 	return nil
 }
@@ -583,11 +557,12 @@ func (c *Cluster) start(m *member, httpLn, grpcLn net.Listener) error {
 func (c *Cluster) Token(i int, user string, ttl time.Duration) string {
 	c.t.Helper()
 	c.mu.Lock()
-	gw := c.memberLocked(i).gw
+	srv := c.memberLocked(i).srv
 	c.mu.Unlock()
-	if gw == nil {
+	if srv == nil {
 		c.t.Fatalf("nodetest: Token(%d): node is not running", i)
 	}
+	gw := srv.Gateway()
 	var tok string
 	Eventually(c.t, c.set.timeout, fmt.Sprintf("nodetest: issue a token for %q on node %d", user, i), func(ctx context.Context) string {
 		var err error
@@ -607,19 +582,17 @@ func (c *Cluster) Token(i int, user string, ttl time.Duration) string {
 // connections. It is a no-op for a stopped member.
 func (c *Cluster) stop(m *member) error {
 	c.mu.Lock()
-	peers, nd, gw, al := m.peers, m.node, m.gw, m.audit
-	m.peers, m.node, m.router, m.gw, m.audit = nil, nil, nil, nil, nil
+	srv, al := m.srv, m.audit
+	m.srv, m.audit = nil, nil
 	c.mu.Unlock()
-	if nd == nil {
+	if srv == nil {
 		return nil
 	}
 	// A done context makes Shutdown close the listeners and idle
 	// connections and stop gRPC without waiting for requests in flight.
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	gw.Shutdown(ctx)
-	err := nd.Close()
-	return errors.Join(err, al.Close(), peers.Close())
+	return errors.Join(srv.Stop(ctx, 0), al.Close())
 }
 
 // closeAll stops every running member. All but one close at once, so
@@ -632,7 +605,7 @@ func (c *Cluster) closeAll() {
 	c.mu.Lock()
 	var ms []*member
 	for _, m := range c.members {
-		if m.node != nil {
+		if m.srv != nil {
 			ms = append(ms, m)
 		}
 	}
@@ -666,8 +639,8 @@ func (c *Cluster) running() []running {
 	defer c.mu.Unlock()
 	var out []running
 	for i, m := range c.members {
-		if m.node != nil {
-			out = append(out, running{i, m.name, m.node})
+		if m.srv != nil {
+			out = append(out, running{i, m.name, m.srv.Node()})
 		}
 	}
 	return out

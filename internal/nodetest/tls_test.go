@@ -55,6 +55,6 @@ func TestWithTLS(t *testing.T) {
 	assert.Equal(t, "secret-free", string(got.GetValue()))
 	_, err = kvv1.NewKVClient(dial(c.ClientTLS(""))).Get(ctx, &kvv1.GetRequest{Key: "tls/x"})
 	assert.Equal(t, codes.Unavailable, status.Code(err), "gRPC without a client certificate: %v", err)
-	_, err = peerv1.NewPeerClient(dial(c.ClientTLS("alice"))).JoinInfo(ctx, &peerv1.JoinInfoRequest{})
-	assert.Equal(t, codes.PermissionDenied, status.Code(err), "Peer.JoinInfo with a client certificate: %v", err)
+	_, err = peerv1.NewControlClient(dial(c.ClientTLS("alice"))).JoinInfo(ctx, &peerv1.JoinInfoRequest{})
+	assert.Equal(t, codes.PermissionDenied, status.Code(err), "Control.JoinInfo with a client certificate: %v", err)
 }

@@ -14,7 +14,7 @@ import (
 	"time"
 )
 
-// restClient talks cave's REST API (DESIGN §3) to any node. It is safe for
+// restClient talks cave's REST API (README, "Using the REST API") to any node. It is safe for
 // concurrent use; connections are kept alive between requests.
 type restClient struct {
 	hc *http.Client
@@ -215,7 +215,7 @@ func neverSent(err error) bool {
 	return errors.As(err, &op) && op.Op == "dial"
 }
 
-// Cluster views (DESIGN §3).
+// Cluster views (README, "Using the REST API").
 
 type replicaInfo struct {
 	Node      string  `json:"node"`

@@ -15,7 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestSingleNodeRESTContract checks the REST contract of DESIGN §3 on a
+// TestSingleNodeRESTContract checks the REST contract (README, "Using the REST API") on a
 // one-node cluster (--replicas 1), then that acknowledged writes survive
 // kill -9 and a restart with the same command line.
 func TestSingleNodeRESTContract(t *testing.T) {

@@ -99,17 +99,17 @@ func TestTLSCluster(t *testing.T) {
 
 	t.Run("peer service admits node certificates only", func(t *testing.T) {
 		for _, who := range []string{rootUser, "n1"} {
-			_, err := peerv1.NewPeerClient(grpcConn(t, c.node(2).grpcAddr, c.clientTLS(who))).Stats(ctx, &peerv1.StatsRequest{ShardId: 0})
+			_, err := peerv1.NewDataClient(grpcConn(t, c.node(2).grpcAddr, c.clientTLS(who))).Stats(ctx, &peerv1.StatsRequest{ShardId: 0})
 			if who == rootUser {
-				assert.Equal(t, codes.PermissionDenied, status.Code(err), "Peer.Stats with a client certificate: %v", err)
+				assert.Equal(t, codes.PermissionDenied, status.Code(err), "Data.Stats with a client certificate: %v", err)
 			} else {
-				assert.NoError(t, err, "Peer.Stats with a node certificate")
+				assert.NoError(t, err, "Data.Stats with a node certificate")
 			}
 		}
-		_, err := peerv1.NewPeerClient(grpcConn(t, c.node(2).grpcAddr, c.clientTLS(rootUser))).JoinInfo(ctx, &peerv1.JoinInfoRequest{})
-		assert.Equal(t, codes.PermissionDenied, status.Code(err), "Peer.JoinInfo with a client certificate: %v", err)
-		info, err := peerv1.NewPeerClient(grpcConn(t, c.node(2).grpcAddr, c.clientTLS("n3"))).JoinInfo(ctx, &peerv1.JoinInfoRequest{})
-		require.NoError(t, err, "Peer.JoinInfo with a node certificate")
+		_, err := peerv1.NewControlClient(grpcConn(t, c.node(2).grpcAddr, c.clientTLS(rootUser))).JoinInfo(ctx, &peerv1.JoinInfoRequest{})
+		assert.Equal(t, codes.PermissionDenied, status.Code(err), "Control.JoinInfo with a client certificate: %v", err)
+		info, err := peerv1.NewControlClient(grpcConn(t, c.node(2).grpcAddr, c.clientTLS("n3"))).JoinInfo(ctx, &peerv1.JoinInfoRequest{})
+		require.NoError(t, err, "Control.JoinInfo with a node certificate")
 		assert.Equal(t, c.node(2).gossipAddr, info.GetGossipAddr())
 		assert.Len(t, info.GetGossipKey(), 32)
 	})

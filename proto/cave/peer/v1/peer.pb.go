@@ -679,7 +679,10 @@ type StatsResponse struct {
 	// keys is the number of keys.
 	Keys int64 `protobuf:"varint,1,opt,name=keys,proto3" json:"keys,omitempty"`
 	// bytes is the total size of keys and values.
-	Bytes         int64 `protobuf:"varint,2,opt,name=bytes,proto3" json:"bytes,omitempty"`
+	Bytes int64 `protobuf:"varint,2,opt,name=bytes,proto3" json:"bytes,omitempty"`
+	// applied_index is the Raft index of the last entry applied by the
+	// replica.
+	AppliedIndex  uint64 `protobuf:"varint,3,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -724,6 +727,13 @@ func (x *StatsResponse) GetKeys() int64 {
 func (x *StatsResponse) GetBytes() int64 {
 	if x != nil {
 		return x.Bytes
+	}
+	return 0
+}
+
+func (x *StatsResponse) GetAppliedIndex() uint64 {
+	if x != nil {
+		return x.AppliedIndex
 	}
 	return 0
 }
@@ -866,22 +876,24 @@ const file_cave_peer_v1_peer_proto_rawDesc = "" +
 	"\alearner\x18\x03 \x01(\bR\alearner\"\x16\n" +
 	"\x14StartReplicaResponse\")\n" +
 	"\fStatsRequest\x12\x19\n" +
-	"\bshard_id\x18\x01 \x01(\x04R\ashardId\"9\n" +
+	"\bshard_id\x18\x01 \x01(\x04R\ashardId\"^\n" +
 	"\rStatsResponse\x12\x12\n" +
 	"\x04keys\x18\x01 \x01(\x03R\x04keys\x12\x14\n" +
-	"\x05bytes\x18\x02 \x01(\x03R\x05bytes\"\x11\n" +
+	"\x05bytes\x18\x02 \x01(\x03R\x05bytes\x12#\n" +
+	"\rapplied_index\x18\x03 \x01(\x04R\fappliedIndex\"\x11\n" +
 	"\x0fJoinInfoRequest\"R\n" +
 	"\x10JoinInfoResponse\x12\x1f\n" +
 	"\vgossip_addr\x18\x01 \x01(\tR\n" +
 	"gossipAddr\x12\x1d\n" +
 	"\n" +
-	"gossip_key\x18\x02 \x01(\fR\tgossipKey2\xad\x03\n" +
-	"\x04Peer\x12F\n" +
+	"gossip_key\x18\x02 \x01(\fR\tgossipKey2\x8b\x02\n" +
+	"\x04Data\x12F\n" +
 	"\aPropose\x12\x1c.cave.peer.v1.ProposeRequest\x1a\x1d.cave.peer.v1.ProposeResponse\x12:\n" +
 	"\x03Get\x12\x18.cave.peer.v1.GetRequest\x1a\x19.cave.peer.v1.GetResponse\x12=\n" +
-	"\x04List\x12\x19.cave.peer.v1.ListRequest\x1a\x1a.cave.peer.v1.ListResponse\x12U\n" +
-	"\fStartReplica\x12!.cave.peer.v1.StartReplicaRequest\x1a\".cave.peer.v1.StartReplicaResponse\x12@\n" +
-	"\x05Stats\x12\x1a.cave.peer.v1.StatsRequest\x1a\x1b.cave.peer.v1.StatsResponse\x12I\n" +
+	"\x04List\x12\x19.cave.peer.v1.ListRequest\x1a\x1a.cave.peer.v1.ListResponse\x12@\n" +
+	"\x05Stats\x12\x1a.cave.peer.v1.StatsRequest\x1a\x1b.cave.peer.v1.StatsResponse2\xab\x01\n" +
+	"\aControl\x12U\n" +
+	"\fStartReplica\x12!.cave.peer.v1.StartReplicaRequest\x1a\".cave.peer.v1.StartReplicaResponse\x12I\n" +
 	"\bJoinInfo\x12\x1d.cave.peer.v1.JoinInfoRequest\x1a\x1e.cave.peer.v1.JoinInfoResponseB2Z0github.com/cavedb/cave/proto/cave/peer/v1;peerv1b\x06proto3"
 
 var (
@@ -916,18 +928,18 @@ var file_cave_peer_v1_peer_proto_goTypes = []any{
 var file_cave_peer_v1_peer_proto_depIdxs = []int32{
 	2,  // 0: cave.peer.v1.ProposeResponse.results:type_name -> cave.peer.v1.OpResult
 	7,  // 1: cave.peer.v1.ListResponse.items:type_name -> cave.peer.v1.ListItem
-	0,  // 2: cave.peer.v1.Peer.Propose:input_type -> cave.peer.v1.ProposeRequest
-	3,  // 3: cave.peer.v1.Peer.Get:input_type -> cave.peer.v1.GetRequest
-	5,  // 4: cave.peer.v1.Peer.List:input_type -> cave.peer.v1.ListRequest
-	8,  // 5: cave.peer.v1.Peer.StartReplica:input_type -> cave.peer.v1.StartReplicaRequest
-	10, // 6: cave.peer.v1.Peer.Stats:input_type -> cave.peer.v1.StatsRequest
-	12, // 7: cave.peer.v1.Peer.JoinInfo:input_type -> cave.peer.v1.JoinInfoRequest
-	1,  // 8: cave.peer.v1.Peer.Propose:output_type -> cave.peer.v1.ProposeResponse
-	4,  // 9: cave.peer.v1.Peer.Get:output_type -> cave.peer.v1.GetResponse
-	6,  // 10: cave.peer.v1.Peer.List:output_type -> cave.peer.v1.ListResponse
-	9,  // 11: cave.peer.v1.Peer.StartReplica:output_type -> cave.peer.v1.StartReplicaResponse
-	11, // 12: cave.peer.v1.Peer.Stats:output_type -> cave.peer.v1.StatsResponse
-	13, // 13: cave.peer.v1.Peer.JoinInfo:output_type -> cave.peer.v1.JoinInfoResponse
+	0,  // 2: cave.peer.v1.Data.Propose:input_type -> cave.peer.v1.ProposeRequest
+	3,  // 3: cave.peer.v1.Data.Get:input_type -> cave.peer.v1.GetRequest
+	5,  // 4: cave.peer.v1.Data.List:input_type -> cave.peer.v1.ListRequest
+	10, // 5: cave.peer.v1.Data.Stats:input_type -> cave.peer.v1.StatsRequest
+	8,  // 6: cave.peer.v1.Control.StartReplica:input_type -> cave.peer.v1.StartReplicaRequest
+	12, // 7: cave.peer.v1.Control.JoinInfo:input_type -> cave.peer.v1.JoinInfoRequest
+	1,  // 8: cave.peer.v1.Data.Propose:output_type -> cave.peer.v1.ProposeResponse
+	4,  // 9: cave.peer.v1.Data.Get:output_type -> cave.peer.v1.GetResponse
+	6,  // 10: cave.peer.v1.Data.List:output_type -> cave.peer.v1.ListResponse
+	11, // 11: cave.peer.v1.Data.Stats:output_type -> cave.peer.v1.StatsResponse
+	9,  // 12: cave.peer.v1.Control.StartReplica:output_type -> cave.peer.v1.StartReplicaResponse
+	13, // 13: cave.peer.v1.Control.JoinInfo:output_type -> cave.peer.v1.JoinInfoResponse
 	8,  // [8:14] is the sub-list for method output_type
 	2,  // [2:8] is the sub-list for method input_type
 	2,  // [2:2] is the sub-list for extension type_name
@@ -948,7 +960,7 @@ func file_cave_peer_v1_peer_proto_init() {
 			NumEnums:      0,
 			NumMessages:   14,
 			NumExtensions: 0,
-			NumServices:   1,
+			NumServices:   2,
 		},
 		GoTypes:           file_cave_peer_v1_peer_proto_goTypes,
 		DependencyIndexes: file_cave_peer_v1_peer_proto_depIdxs,

@@ -19,27 +19,26 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Peer_Propose_FullMethodName      = "/cave.peer.v1.Peer/Propose"
-	Peer_Get_FullMethodName          = "/cave.peer.v1.Peer/Get"
-	Peer_List_FullMethodName         = "/cave.peer.v1.Peer/List"
-	Peer_StartReplica_FullMethodName = "/cave.peer.v1.Peer/StartReplica"
-	Peer_Stats_FullMethodName        = "/cave.peer.v1.Peer/Stats"
-	Peer_JoinInfo_FullMethodName     = "/cave.peer.v1.Peer/JoinInfo"
+	Data_Propose_FullMethodName = "/cave.peer.v1.Data/Propose"
+	Data_Get_FullMethodName     = "/cave.peer.v1.Data/Get"
+	Data_List_FullMethodName    = "/cave.peer.v1.Data/List"
+	Data_Stats_FullMethodName   = "/cave.peer.v1.Data/Stats"
 )
 
-// PeerClient is the client API for Peer service.
+// DataClient is the client API for Data service.
 //
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
-// Peer is the node-to-node service. It is served on the gRPC port next to
-// the public services but never exposed through the REST gateway. Every call
-// names one shard and is executed against the replica of that shard hosted by
-// the receiving node; a node that hosts no replica of the shard answers
-// FAILED_PRECONDITION so the caller can pick another node, and never
-// forwards the call again. ABORTED means the shard could not serve the call
-// (no leader yet, engine busy) and nothing was applied; any other error of a
-// Propose leaves its outcome unknown.
-type PeerClient interface {
+// Data runs key-value operations on the receiver's replica of one shard: the
+// router's forwarding hop. Every call names one shard and is executed
+// against the replica of that shard hosted by the receiving node; a node
+// that hosts no replica of the shard answers FAILED_PRECONDITION so the
+// caller can pick another node, and never forwards the call again. ABORTED
+// means the shard could not serve the call (no leader yet, engine busy) and
+// nothing was applied; DEADLINE_EXCEEDED on a Propose means the outcome is
+// unknown (it may have been applied), and so does any other error of a
+// Propose.
+type DataClient interface {
 	// Propose replicates an encoded command batch through the shard's Raft
 	// group.
 	Propose(ctx context.Context, in *ProposeRequest, opts ...grpc.CallOption) (*ProposeResponse, error)
@@ -47,102 +46,73 @@ type PeerClient interface {
 	Get(ctx context.Context, in *GetRequest, opts ...grpc.CallOption) (*GetResponse, error)
 	// List reads keys of the shard in lexicographic order.
 	List(ctx context.Context, in *ListRequest, opts ...grpc.CallOption) (*ListResponse, error)
-	// StartReplica asks the receiving node to start a replica that the shard's
-	// leader has added (or is about to add) to the shard's membership. It is
-	// idempotent: starting a replica that already runs succeeds.
-	StartReplica(ctx context.Context, in *StartReplicaRequest, opts ...grpc.CallOption) (*StartReplicaResponse, error)
 	// Stats returns the size of the receiver's replica of the shard, read from
 	// local state without a Raft round.
 	Stats(ctx context.Context, in *StatsRequest, opts ...grpc.CallOption) (*StatsResponse, error)
-	// JoinInfo tells a node that joins the cluster where to reach the
-	// receiver's gossip and, when gossip is encrypted, the gossip key. With
-	// TLS the Peer service admits only node certificates of the cluster CA,
-	// so the key reaches authenticated nodes only. UNAVAILABLE means the
-	// receiver does not know the key yet (it is joining itself).
-	JoinInfo(ctx context.Context, in *JoinInfoRequest, opts ...grpc.CallOption) (*JoinInfoResponse, error)
 }
 
-type peerClient struct {
+type dataClient struct {
 	cc grpc.ClientConnInterface
 }
 
-func NewPeerClient(cc grpc.ClientConnInterface) PeerClient {
-	return &peerClient{cc}
+func NewDataClient(cc grpc.ClientConnInterface) DataClient {
+	return &dataClient{cc}
 }
 
-func (c *peerClient) Propose(ctx context.Context, in *ProposeRequest, opts ...grpc.CallOption) (*ProposeResponse, error) {
+func (c *dataClient) Propose(ctx context.Context, in *ProposeRequest, opts ...grpc.CallOption) (*ProposeResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ProposeResponse)
-	err := c.cc.Invoke(ctx, Peer_Propose_FullMethodName, in, out, cOpts...)
+	err := c.cc.Invoke(ctx, Data_Propose_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
 	return out, nil
 }
 
-func (c *peerClient) Get(ctx context.Context, in *GetRequest, opts ...grpc.CallOption) (*GetResponse, error) {
+func (c *dataClient) Get(ctx context.Context, in *GetRequest, opts ...grpc.CallOption) (*GetResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(GetResponse)
-	err := c.cc.Invoke(ctx, Peer_Get_FullMethodName, in, out, cOpts...)
+	err := c.cc.Invoke(ctx, Data_Get_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
 	return out, nil
 }
 
-func (c *peerClient) List(ctx context.Context, in *ListRequest, opts ...grpc.CallOption) (*ListResponse, error) {
+func (c *dataClient) List(ctx context.Context, in *ListRequest, opts ...grpc.CallOption) (*ListResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ListResponse)
-	err := c.cc.Invoke(ctx, Peer_List_FullMethodName, in, out, cOpts...)
+	err := c.cc.Invoke(ctx, Data_List_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
 	return out, nil
 }
 
-func (c *peerClient) StartReplica(ctx context.Context, in *StartReplicaRequest, opts ...grpc.CallOption) (*StartReplicaResponse, error) {
-	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(StartReplicaResponse)
-	err := c.cc.Invoke(ctx, Peer_StartReplica_FullMethodName, in, out, cOpts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-func (c *peerClient) Stats(ctx context.Context, in *StatsRequest, opts ...grpc.CallOption) (*StatsResponse, error) {
+func (c *dataClient) Stats(ctx context.Context, in *StatsRequest, opts ...grpc.CallOption) (*StatsResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(StatsResponse)
-	err := c.cc.Invoke(ctx, Peer_Stats_FullMethodName, in, out, cOpts...)
+	err := c.cc.Invoke(ctx, Data_Stats_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
 	return out, nil
 }
 
-func (c *peerClient) JoinInfo(ctx context.Context, in *JoinInfoRequest, opts ...grpc.CallOption) (*JoinInfoResponse, error) {
-	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(JoinInfoResponse)
-	err := c.cc.Invoke(ctx, Peer_JoinInfo_FullMethodName, in, out, cOpts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-// PeerServer is the server API for Peer service.
-// All implementations must embed UnimplementedPeerServer
+// DataServer is the server API for Data service.
+// All implementations must embed UnimplementedDataServer
 // for forward compatibility.
 //
-// Peer is the node-to-node service. It is served on the gRPC port next to
-// the public services but never exposed through the REST gateway. Every call
-// names one shard and is executed against the replica of that shard hosted by
-// the receiving node; a node that hosts no replica of the shard answers
-// FAILED_PRECONDITION so the caller can pick another node, and never
-// forwards the call again. ABORTED means the shard could not serve the call
-// (no leader yet, engine busy) and nothing was applied; any other error of a
-// Propose leaves its outcome unknown.
-type PeerServer interface {
+// Data runs key-value operations on the receiver's replica of one shard: the
+// router's forwarding hop. Every call names one shard and is executed
+// against the replica of that shard hosted by the receiving node; a node
+// that hosts no replica of the shard answers FAILED_PRECONDITION so the
+// caller can pick another node, and never forwards the call again. ABORTED
+// means the shard could not serve the call (no leader yet, engine busy) and
+// nothing was applied; DEADLINE_EXCEEDED on a Propose means the outcome is
+// unknown (it may have been applied), and so does any other error of a
+// Propose.
+type DataServer interface {
 	// Propose replicates an encoded command batch through the shard's Raft
 	// group.
 	Propose(context.Context, *ProposeRequest) (*ProposeResponse, error)
@@ -150,206 +120,310 @@ type PeerServer interface {
 	Get(context.Context, *GetRequest) (*GetResponse, error)
 	// List reads keys of the shard in lexicographic order.
 	List(context.Context, *ListRequest) (*ListResponse, error)
-	// StartReplica asks the receiving node to start a replica that the shard's
-	// leader has added (or is about to add) to the shard's membership. It is
-	// idempotent: starting a replica that already runs succeeds.
-	StartReplica(context.Context, *StartReplicaRequest) (*StartReplicaResponse, error)
 	// Stats returns the size of the receiver's replica of the shard, read from
 	// local state without a Raft round.
 	Stats(context.Context, *StatsRequest) (*StatsResponse, error)
-	// JoinInfo tells a node that joins the cluster where to reach the
-	// receiver's gossip and, when gossip is encrypted, the gossip key. With
-	// TLS the Peer service admits only node certificates of the cluster CA,
-	// so the key reaches authenticated nodes only. UNAVAILABLE means the
-	// receiver does not know the key yet (it is joining itself).
-	JoinInfo(context.Context, *JoinInfoRequest) (*JoinInfoResponse, error)
-	mustEmbedUnimplementedPeerServer()
+	mustEmbedUnimplementedDataServer()
 }
 
-// UnimplementedPeerServer must be embedded to have
+// UnimplementedDataServer must be embedded to have
 // forward compatible implementations.
 //
 // NOTE: this should be embedded by value instead of pointer to avoid a nil
 // pointer dereference when methods are called.
-type UnimplementedPeerServer struct{}
+type UnimplementedDataServer struct{}
 
-func (UnimplementedPeerServer) Propose(context.Context, *ProposeRequest) (*ProposeResponse, error) {
+func (UnimplementedDataServer) Propose(context.Context, *ProposeRequest) (*ProposeResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Propose not implemented")
 }
-func (UnimplementedPeerServer) Get(context.Context, *GetRequest) (*GetResponse, error) {
+func (UnimplementedDataServer) Get(context.Context, *GetRequest) (*GetResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Get not implemented")
 }
-func (UnimplementedPeerServer) List(context.Context, *ListRequest) (*ListResponse, error) {
+func (UnimplementedDataServer) List(context.Context, *ListRequest) (*ListResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method List not implemented")
 }
-func (UnimplementedPeerServer) StartReplica(context.Context, *StartReplicaRequest) (*StartReplicaResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method StartReplica not implemented")
-}
-func (UnimplementedPeerServer) Stats(context.Context, *StatsRequest) (*StatsResponse, error) {
+func (UnimplementedDataServer) Stats(context.Context, *StatsRequest) (*StatsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Stats not implemented")
 }
-func (UnimplementedPeerServer) JoinInfo(context.Context, *JoinInfoRequest) (*JoinInfoResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method JoinInfo not implemented")
-}
-func (UnimplementedPeerServer) mustEmbedUnimplementedPeerServer() {}
-func (UnimplementedPeerServer) testEmbeddedByValue()              {}
+func (UnimplementedDataServer) mustEmbedUnimplementedDataServer() {}
+func (UnimplementedDataServer) testEmbeddedByValue()              {}
 
-// UnsafePeerServer may be embedded to opt out of forward compatibility for this service.
-// Use of this interface is not recommended, as added methods to PeerServer will
+// UnsafeDataServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to DataServer will
 // result in compilation errors.
-type UnsafePeerServer interface {
-	mustEmbedUnimplementedPeerServer()
+type UnsafeDataServer interface {
+	mustEmbedUnimplementedDataServer()
 }
 
-func RegisterPeerServer(s grpc.ServiceRegistrar, srv PeerServer) {
-	// If the following call panics, it indicates UnimplementedPeerServer was
+func RegisterDataServer(s grpc.ServiceRegistrar, srv DataServer) {
+	// If the following call panics, it indicates UnimplementedDataServer was
 	// embedded by pointer and is nil.  This will cause panics if an
 	// unimplemented method is ever invoked, so we test this at initialization
 	// time to prevent it from happening at runtime later due to I/O.
 	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
 		t.testEmbeddedByValue()
 	}
-	s.RegisterService(&Peer_ServiceDesc, srv)
+	s.RegisterService(&Data_ServiceDesc, srv)
 }
 
-func _Peer_Propose_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+func _Data_Propose_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ProposeRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
 	if interceptor == nil {
-		return srv.(PeerServer).Propose(ctx, in)
+		return srv.(DataServer).Propose(ctx, in)
 	}
 	info := &grpc.UnaryServerInfo{
 		Server:     srv,
-		FullMethod: Peer_Propose_FullMethodName,
+		FullMethod: Data_Propose_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(PeerServer).Propose(ctx, req.(*ProposeRequest))
+		return srv.(DataServer).Propose(ctx, req.(*ProposeRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
 
-func _Peer_Get_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+func _Data_Get_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(GetRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
 	if interceptor == nil {
-		return srv.(PeerServer).Get(ctx, in)
+		return srv.(DataServer).Get(ctx, in)
 	}
 	info := &grpc.UnaryServerInfo{
 		Server:     srv,
-		FullMethod: Peer_Get_FullMethodName,
+		FullMethod: Data_Get_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(PeerServer).Get(ctx, req.(*GetRequest))
+		return srv.(DataServer).Get(ctx, req.(*GetRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
 
-func _Peer_List_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+func _Data_List_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ListRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
 	if interceptor == nil {
-		return srv.(PeerServer).List(ctx, in)
+		return srv.(DataServer).List(ctx, in)
 	}
 	info := &grpc.UnaryServerInfo{
 		Server:     srv,
-		FullMethod: Peer_List_FullMethodName,
+		FullMethod: Data_List_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(PeerServer).List(ctx, req.(*ListRequest))
+		return srv.(DataServer).List(ctx, req.(*ListRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
 
-func _Peer_StartReplica_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(StartReplicaRequest)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	if interceptor == nil {
-		return srv.(PeerServer).StartReplica(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: Peer_StartReplica_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(PeerServer).StartReplica(ctx, req.(*StartReplicaRequest))
-	}
-	return interceptor(ctx, in, info, handler)
-}
-
-func _Peer_Stats_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+func _Data_Stats_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(StatsRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
 	if interceptor == nil {
-		return srv.(PeerServer).Stats(ctx, in)
+		return srv.(DataServer).Stats(ctx, in)
 	}
 	info := &grpc.UnaryServerInfo{
 		Server:     srv,
-		FullMethod: Peer_Stats_FullMethodName,
+		FullMethod: Data_Stats_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(PeerServer).Stats(ctx, req.(*StatsRequest))
+		return srv.(DataServer).Stats(ctx, req.(*StatsRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
 
-func _Peer_JoinInfo_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+// Data_ServiceDesc is the grpc.ServiceDesc for Data service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var Data_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "cave.peer.v1.Data",
+	HandlerType: (*DataServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "Propose",
+			Handler:    _Data_Propose_Handler,
+		},
+		{
+			MethodName: "Get",
+			Handler:    _Data_Get_Handler,
+		},
+		{
+			MethodName: "List",
+			Handler:    _Data_List_Handler,
+		},
+		{
+			MethodName: "Stats",
+			Handler:    _Data_Stats_Handler,
+		},
+	},
+	Streams:  []grpc.StreamDesc{},
+	Metadata: "cave/peer/v1/peer.proto",
+}
+
+const (
+	Control_StartReplica_FullMethodName = "/cave.peer.v1.Control/StartReplica"
+	Control_JoinInfo_FullMethodName     = "/cave.peer.v1.Control/JoinInfo"
+)
+
+// ControlClient is the client API for Control service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// Control changes or inspects the receiving node itself: the calls the
+// reconciler and joining nodes make. They never touch user data.
+type ControlClient interface {
+	// StartReplica asks the receiving node to start a replica that the shard's
+	// leader has added (or is about to add) to the shard's membership. It is
+	// idempotent: starting a replica that already runs succeeds.
+	// FAILED_PRECONDITION means a newer replica of the shard runs there.
+	StartReplica(ctx context.Context, in *StartReplicaRequest, opts ...grpc.CallOption) (*StartReplicaResponse, error)
+	// JoinInfo tells a node that joins the cluster where to reach the
+	// receiver's gossip and, when gossip is encrypted, the gossip key. Since
+	// only node certificates may call Control, the key reaches authenticated
+	// nodes only. UNAVAILABLE means the receiver does not know the key yet
+	// (it is joining itself).
+	JoinInfo(ctx context.Context, in *JoinInfoRequest, opts ...grpc.CallOption) (*JoinInfoResponse, error)
+}
+
+type controlClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewControlClient(cc grpc.ClientConnInterface) ControlClient {
+	return &controlClient{cc}
+}
+
+func (c *controlClient) StartReplica(ctx context.Context, in *StartReplicaRequest, opts ...grpc.CallOption) (*StartReplicaResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(StartReplicaResponse)
+	err := c.cc.Invoke(ctx, Control_StartReplica_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *controlClient) JoinInfo(ctx context.Context, in *JoinInfoRequest, opts ...grpc.CallOption) (*JoinInfoResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(JoinInfoResponse)
+	err := c.cc.Invoke(ctx, Control_JoinInfo_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ControlServer is the server API for Control service.
+// All implementations must embed UnimplementedControlServer
+// for forward compatibility.
+//
+// Control changes or inspects the receiving node itself: the calls the
+// reconciler and joining nodes make. They never touch user data.
+type ControlServer interface {
+	// StartReplica asks the receiving node to start a replica that the shard's
+	// leader has added (or is about to add) to the shard's membership. It is
+	// idempotent: starting a replica that already runs succeeds.
+	// FAILED_PRECONDITION means a newer replica of the shard runs there.
+	StartReplica(context.Context, *StartReplicaRequest) (*StartReplicaResponse, error)
+	// JoinInfo tells a node that joins the cluster where to reach the
+	// receiver's gossip and, when gossip is encrypted, the gossip key. Since
+	// only node certificates may call Control, the key reaches authenticated
+	// nodes only. UNAVAILABLE means the receiver does not know the key yet
+	// (it is joining itself).
+	JoinInfo(context.Context, *JoinInfoRequest) (*JoinInfoResponse, error)
+	mustEmbedUnimplementedControlServer()
+}
+
+// UnimplementedControlServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedControlServer struct{}
+
+func (UnimplementedControlServer) StartReplica(context.Context, *StartReplicaRequest) (*StartReplicaResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method StartReplica not implemented")
+}
+func (UnimplementedControlServer) JoinInfo(context.Context, *JoinInfoRequest) (*JoinInfoResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method JoinInfo not implemented")
+}
+func (UnimplementedControlServer) mustEmbedUnimplementedControlServer() {}
+func (UnimplementedControlServer) testEmbeddedByValue()                 {}
+
+// UnsafeControlServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to ControlServer will
+// result in compilation errors.
+type UnsafeControlServer interface {
+	mustEmbedUnimplementedControlServer()
+}
+
+func RegisterControlServer(s grpc.ServiceRegistrar, srv ControlServer) {
+	// If the following call panics, it indicates UnimplementedControlServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&Control_ServiceDesc, srv)
+}
+
+func _Control_StartReplica_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(StartReplicaRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ControlServer).StartReplica(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Control_StartReplica_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ControlServer).StartReplica(ctx, req.(*StartReplicaRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Control_JoinInfo_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(JoinInfoRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
 	if interceptor == nil {
-		return srv.(PeerServer).JoinInfo(ctx, in)
+		return srv.(ControlServer).JoinInfo(ctx, in)
 	}
 	info := &grpc.UnaryServerInfo{
 		Server:     srv,
-		FullMethod: Peer_JoinInfo_FullMethodName,
+		FullMethod: Control_JoinInfo_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(PeerServer).JoinInfo(ctx, req.(*JoinInfoRequest))
+		return srv.(ControlServer).JoinInfo(ctx, req.(*JoinInfoRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
 
-// Peer_ServiceDesc is the grpc.ServiceDesc for Peer service.
+// Control_ServiceDesc is the grpc.ServiceDesc for Control service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
-var Peer_ServiceDesc = grpc.ServiceDesc{
-	ServiceName: "cave.peer.v1.Peer",
-	HandlerType: (*PeerServer)(nil),
+var Control_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "cave.peer.v1.Control",
+	HandlerType: (*ControlServer)(nil),
 	Methods: []grpc.MethodDesc{
 		{
-			MethodName: "Propose",
-			Handler:    _Peer_Propose_Handler,
-		},
-		{
-			MethodName: "Get",
-			Handler:    _Peer_Get_Handler,
-		},
-		{
-			MethodName: "List",
-			Handler:    _Peer_List_Handler,
-		},
-		{
 			MethodName: "StartReplica",
-			Handler:    _Peer_StartReplica_Handler,
-		},
-		{
-			MethodName: "Stats",
-			Handler:    _Peer_Stats_Handler,
+			Handler:    _Control_StartReplica_Handler,
 		},
 		{
 			MethodName: "JoinInfo",
-			Handler:    _Peer_JoinInfo_Handler,
+			Handler:    _Control_JoinInfo_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -1,4 +1,4 @@
-package router
+package peer
 
 import (
 	"context"
@@ -15,11 +15,15 @@ import (
 	peerv1 "github.com/cavedb/cave/proto/cave/peer/v1"
 )
 
-// peerMethodPrefix starts the full gRPC method name of every Peer call.
-var peerMethodPrefix = "/" + peerv1.Peer_ServiceDesc.ServiceName + "/"
+// nodeOnly reports whether the full gRPC method name belongs to the Data
+// or the Control service.
+func nodeOnly(method string) bool {
+	return strings.HasPrefix(method, "/"+peerv1.Data_ServiceDesc.ServiceName+"/") ||
+		strings.HasPrefix(method, "/"+peerv1.Control_ServiceDesc.ServiceName+"/")
+}
 
 // NodeOnlyUnary returns a unary server interceptor that admits calls to the
-// Peer service only from other nodes, and passes every other call through.
+// Data and Control services only from other nodes, and passes every other call through.
 // Install it on a gRPC server that verifies client certificates against
 // the cluster CA (tls.RequireAndVerifyClientCert).
 //
@@ -27,12 +31,12 @@ var peerMethodPrefix = "/" + peerv1.Peer_ServiceDesc.ServiceName + "/"
 // extended key usage: `cave certs node` (pki.KindNode) issues certificates
 // for server and client authentication, because nodes serve every port and
 // dial each other, while client certificates (pki.KindClient) allow client
-// authentication only. A Peer call whose verified certificate does not allow
+// authentication only. A Data or Control call whose verified certificate does not allow
 // server authentication, or that comes without a verified certificate, fails
 // with PermissionDenied before it reaches the service.
 func NodeOnlyUnary() grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		if strings.HasPrefix(info.FullMethod, peerMethodPrefix) {
+		if nodeOnly(info.FullMethod) {
 			if err := checkNodeCaller(ctx); err != nil {
 				return nil, err
 			}
@@ -44,7 +48,7 @@ func NodeOnlyUnary() grpc.UnaryServerInterceptor {
 // NodeOnlyStream is NodeOnlyUnary for streaming calls.
 func NodeOnlyStream() grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-		if strings.HasPrefix(info.FullMethod, peerMethodPrefix) {
+		if nodeOnly(info.FullMethod) {
 			if err := checkNodeCaller(ss.Context()); err != nil {
 				return err
 			}
@@ -58,15 +62,15 @@ func NodeOnlyStream() grpc.StreamServerInterceptor {
 func checkNodeCaller(ctx context.Context) error {
 	p, ok := peer.FromContext(ctx)
 	if !ok {
-		return status.Error(codes.PermissionDenied, "the peer service is for cluster nodes only: no connection information")
+		return status.Error(codes.PermissionDenied, "the node-to-node services are for cluster nodes only: no connection information")
 	}
 	ti, ok := p.AuthInfo.(credentials.TLSInfo)
 	if !ok || len(ti.State.VerifiedChains) == 0 || len(ti.State.VerifiedChains[0]) == 0 {
-		return status.Error(codes.PermissionDenied, "the peer service is for cluster nodes only: no verified certificate")
+		return status.Error(codes.PermissionDenied, "the node-to-node services are for cluster nodes only: no verified certificate")
 	}
 	leaf := ti.State.VerifiedChains[0][0]
 	if !slices.Contains(leaf.ExtKeyUsage, x509.ExtKeyUsageServerAuth) {
-		return status.Errorf(codes.PermissionDenied, "the peer service is for cluster nodes only: %q has a client certificate, not a node certificate", leaf.Subject.CommonName)
+		return status.Errorf(codes.PermissionDenied, "the node-to-node services are for cluster nodes only: %q has a client certificate, not a node certificate", leaf.Subject.CommonName)
 	}
 	return nil
 }
