@@ -9,6 +9,7 @@ import (
 	"net/http"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -16,6 +17,45 @@ import (
 	"github.com/cavedb/cave/router"
 	"github.com/cavedb/cave/secrets"
 )
+
+// Reasons in the google.rpc.ErrorInfo detail (domain ErrorDomain) of the
+// two failures a client must tell apart, and in the "reason" field of the
+// REST error body:
+const (
+	// ReasonNotApplied comes with UNAVAILABLE (HTTP 503, Retry-After): the
+	// request was not applied and may be retried as it is, on any node.
+	ReasonNotApplied = "NOT_APPLIED"
+	// ReasonOutcomeUnknown comes with DEADLINE_EXCEEDED (HTTP 504): the
+	// write may or may not have been applied; read before retrying a
+	// conditional write.
+	ReasonOutcomeUnknown = "OUTCOME_UNKNOWN"
+	// ErrorDomain is the ErrorInfo domain of cave's reasons.
+	ErrorDomain = "cave"
+)
+
+// withReason returns a status with msg and an ErrorInfo detail naming
+// reason.
+func withReason(c codes.Code, reason, msg string) error {
+	st := status.New(c, msg)
+	if d, err := st.WithDetails(&errdetails.ErrorInfo{Reason: reason, Domain: ErrorDomain}); err == nil {
+		st = d
+	}
+	return st.Err()
+}
+
+// reasonOf returns the ErrorInfo reason of st, or "".
+func reasonOf(st *status.Status) string {
+	for _, d := range st.Details() {
+		if ei, ok := d.(*errdetails.ErrorInfo); ok {
+			return ei.GetReason()
+		}
+	}
+	return ""
+}
+
+// retryAfterSeconds is the Retry-After of a 503: a leader election takes
+// about one election timeout (500 ms by default).
+const retryAfterSeconds = "1"
 
 // toStatus chooses the gRPC status for an error from the router or node.
 // It is the only place that does: an ordered switch of errors.Is cases.
@@ -34,10 +74,11 @@ func toStatus(lg *slog.Logger, err error) error {
 	case errors.Is(err, router.ErrTooLarge):
 		return status.Error(codes.ResourceExhausted, "request too large")
 	case errors.Is(err, router.ErrUnknownOutcome):
-		return status.Error(codes.Unavailable, "the write was interrupted (leader change or timeout) and may or may not have been applied; read the key before retrying")
+		return withReason(codes.DeadlineExceeded, ReasonOutcomeUnknown,
+			"the write was interrupted (leader change or timeout) and may or may not have been applied; read the key before retrying")
 	case errors.Is(err, router.ErrUnavailable), errors.Is(err, node.ErrNotInitialized), errors.Is(err, node.ErrNotReady),
 		errors.Is(err, node.ErrNoReplica), errors.Is(err, node.ErrClosed):
-		return status.Error(codes.Unavailable, "shard unavailable (no leader yet or node not ready); retry shortly")
+		return withReason(codes.Unavailable, ReasonNotApplied, "shard unavailable (no leader yet or node not ready); nothing was applied, retry shortly")
 	case errors.Is(err, context.DeadlineExceeded):
 		return status.Error(codes.DeadlineExceeded, "deadline exceeded")
 	case errors.Is(err, context.Canceled):
@@ -89,19 +130,26 @@ func httpStatus(c codes.Code) int {
 }
 
 // errorBody is the JSON error of every REST response: code is the gRPC
-// status code, status its name, message a sentence for people.
+// status code, status its name, message a sentence for people, and reason,
+// when set, a machine-readable cause (ReasonNotApplied,
+// ReasonOutcomeUnknown).
 type errorBody struct {
 	Code    codes.Code `json:"code"`
 	Status  string     `json:"status"`
 	Message string     `json:"message"`
+	Reason  string     `json:"reason,omitempty"`
 }
 
-// writeError writes st as the JSON error with its HTTP status.
+// writeError writes st as the JSON error with its HTTP status; a 503 gets
+// a Retry-After.
 func writeError(w http.ResponseWriter, st *status.Status) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Del("Content-Length")
+	if st.Code() == codes.Unavailable {
+		w.Header().Set("Retry-After", retryAfterSeconds)
+	}
 	w.WriteHeader(httpStatus(st.Code()))
-	_ = json.NewEncoder(w).Encode(errorBody{Code: st.Code(), Status: codeName(st.Code()), Message: st.Message()})
+	_ = json.NewEncoder(w).Encode(errorBody{Code: st.Code(), Status: codeName(st.Code()), Message: st.Message(), Reason: reasonOf(st)})
 }
 
 func codeName(c codes.Code) string {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"sort"
 	"strings"
@@ -170,6 +171,11 @@ func (w *linClient) put(base, key string, node int, prev *int64) bool {
 		w.h.add(w.id, call, ret, in, kvOutput{})
 	case neverSent(err):
 		w.h.count(kind + " not sent: " + reason(status, err))
+	case status == http.StatusServiceUnavailable:
+		// The contract: 503 means not applied (504 is "outcome unknown").
+		// Leaving it out of the history lets porcupine catch a 503 whose
+		// write did take effect.
+		w.h.count(kind + " not applied: " + reason(status, err))
 	case retryable(status, err):
 		w.h.count(kind + " unknown: " + reason(status, err))
 		w.h.add(w.id, call, ret, in, kvOutput{Unknown: true})

@@ -31,15 +31,21 @@
 //   - PermissionDenied, Unauthenticated: refused by access control. Nothing
 //     was changed.
 //   - Unavailable: the key's shard cannot serve now (no leader, node not
-//     ready). A write was not applied; the request may be retried.
-//   - DeadlineExceeded, Canceled: the caller's deadline passed or it gave up.
-//     The outcome of a write is unknown: it may still be applied. Retry it
-//     with prev_revision to make the retry safe.
+//     ready). Nothing was applied; the request may be retried as it is, on
+//     any node. The status carries a google.rpc.ErrorInfo with domain "cave"
+//     and reason "NOT_APPLIED".
+//   - DeadlineExceeded: the write was interrupted (leader change, timeout,
+//     or the caller's deadline passed) and its outcome is unknown: it may
+//     still be applied. Read the key, or retry with prev_revision, to make a
+//     retry safe. When the server knows it sent the write, the status
+//     carries an ErrorInfo with reason "OUTCOME_UNKNOWN".
+//   - Canceled: the caller gave up; the outcome of a write is unknown.
 //   - Internal: a bug or a disk failure; the outcome of a write is unknown.
 //
-// Over REST, errors are JSON {"code": ..., "message": ...} with HTTP status
-// 400 (InvalidArgument), 404 (NotFound), 412 (FailedPrecondition), 413
-// (ResourceExhausted), 403/401, 503 (Unavailable) and 504 (DeadlineExceeded).
+// Over REST, errors are JSON {"code": ..., "status": ..., "message": ...,
+// "reason": ...} with HTTP status 400 (InvalidArgument), 404 (NotFound), 412
+// (FailedPrecondition), 413 (ResourceExhausted), 403/401, 503 (Unavailable,
+// with Retry-After) and 504 (DeadlineExceeded).
 
 package kvv1
 
