@@ -2,6 +2,7 @@ package node
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -128,9 +129,11 @@ func TestPlanInvariants(t *testing.T) {
 		}
 		in := PlanInput{Voters: 3, DeadAfter: time.Minute, Nodes: nodes, Replicas: []ReplicaView{{ID: 1, Node: "n0", Member: true}}}
 		next := uint64(2)
+		converged := false
 		for step := 0; step < 20; step++ {
 			acts := Plan(in)
 			if len(acts) == 0 {
+				converged = true
 				break
 			}
 			for _, a := range acts {
@@ -154,6 +157,22 @@ func TestPlanInvariants(t *testing.T) {
 				}
 				seen[r.Node] = true
 			}
+		}
+		if !converged {
+			t.Fatalf("seed %d: no fixed point after 20 rounds: %+v", seed, in.Replicas)
+		}
+		alive := map[string]bool{}
+		for _, nv := range nodes {
+			alive[nv.Name] = nv.Alive
+		}
+		voters := 0
+		for _, r := range in.Replicas {
+			if r.Role == RoleVoter && alive[r.Node] {
+				voters++
+			}
+		}
+		if want := min(in.Voters, len(slices.DeleteFunc(slices.Clone(nodes), func(nv NodeView) bool { return !nv.Alive }))); voters != want {
+			t.Fatalf("seed %d: fixed point has %d voters on live nodes, want %d: %+v", seed, voters, want, in.Replicas)
 		}
 	}
 }
