@@ -12,7 +12,8 @@ import (
 )
 
 // localConn is the channel through which the REST API calls this node's
-// gRPC services in process: grpc-gateway's client handlers
+// gRPC services in process (the key routes call kvService through the same
+// interceptor, kvhttp.go): grpc-gateway's client handlers
 // (RegisterXHandlerClient) call Invoke, which runs the service's method
 // handler with the same access-control interceptor the gRPC server runs.
 // A service reachable over REST is therefore checked exactly like over

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"encoding/json"
+	"net/http"
 	"slices"
 
 	"github.com/cavedb/cave/gateway/apidocs"
@@ -45,3 +46,7 @@ func RESTPathsOutsideGateway() ([]string, error) {
 	slices.Sort(out)
 	return out, nil
 }
+
+// HTTPHandler returns the handler s serves on its HTTP port: the metrics,
+// the access check and every REST route, as a client reaches them.
+func HTTPHandler(s *Server) http.Handler { return s.http.Handler }

@@ -13,7 +13,8 @@ import (
 )
 
 // kvService implements cave.kv.v1.KV over the router. REST requests reach
-// the same methods through grpc-gateway, so both APIs validate and map
+// the same methods, through the same interceptor (kvHTTP for the key
+// routes, grpc-gateway for /api/v1/keys), so both APIs validate and map
 // errors identically.
 type kvService struct {
 	kvv1.UnimplementedKVServer

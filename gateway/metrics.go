@@ -21,8 +21,9 @@ var requestBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25
 
 // metrics are the gateway's request metrics. gRPC calls are counted by the
 // unary interceptor; REST calls by the HTTP middleware only: grpc-gateway
-// calls the services in process through localConn, which runs the access
-// check but not this interceptor, so a REST call is counted exactly once.
+// (through localConn) and kvHTTP call the services in process with the
+// access check but not this interceptor, so a REST call is counted exactly
+// once.
 type metrics struct {
 	grpcRequests *prometheus.CounterVec   // method, code
 	grpcSeconds  *prometheus.HistogramVec // method, code
@@ -104,8 +105,8 @@ func recordRoute(ctx context.Context, _ *http.Request) metadata.MD {
 	return nil
 }
 
-// kvRoute is the route label of /api/v1/kv requests that the gateway
-// rejects before grpc-gateway sees them (empty key, value too large).
+// kvRoute is the route label of the /api/v1/kv requests, which kvHTTP
+// serves without grpc-gateway: the pattern grpc-gateway would match.
 const kvRoute = "/api/v1/kv/{key=**}"
 
 // routeOf returns the bounded route label of a handled request: the

@@ -15,7 +15,7 @@ import (
 // caller, logged with its stack, so that a bug reached by one request
 // cannot take the node down. Clients see "internal error" and nothing of
 // the panic. It is the outermost interceptor of every gRPC call and of
-// every REST call through localConn.
+// every REST call (through localConn or kvHTTP).
 type recovery struct{ lg *slog.Logger }
 
 // unary is the grpc.UnaryServerInterceptor.

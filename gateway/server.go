@@ -196,9 +196,9 @@ func New(cfg Config) (*Server, error) {
 		_, _ = w.Write(apidocs.OpenAPI)
 	})
 	root.Handle("/ui/", ui.Handler()) // web UI; http.ServeMux redirects /ui to /ui/
-	root.Handle("/", rewriteKV(cfg.MaxValueBytes, mux))
+	root.Handle("/", adaptREST(mux))
 	s.http = &http.Server{
-		Handler:           met.instrument(z.httpMiddleware(withoutPathCleaning(root, rewriteKV(cfg.MaxValueBytes, mux)))),
+		Handler:           met.instrument(z.httpMiddleware(withoutPathCleaning(root, newKVHTTP(kv, local.intercept, cfg.MaxValueBytes, adaptREST(mux))))),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,

@@ -1,0 +1,160 @@
+package gateway
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math"
+	"net/url"
+	"testing"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"github.com/grpc-ecosystem/grpc-gateway/v2/utilities"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/proto"
+
+	kvv1 "github.com/cavedb/cave/proto/cave/kv/v1"
+)
+
+// gatewayQuery is how the key routes read a query through grpc-gateway:
+// the consistency rewrite of every REST request, ParseForm, then
+// grpc-gateway's query parser with the filter of the generated handler.
+// It is the reference parseKVQuery must match.
+func gatewayQuery(raw string, msg proto.Message, bound ...string) error {
+	u := &url.URL{RawQuery: raw}
+	if q := u.Query(); q.Has("consistency") {
+		if name, ok := friendlyConsistency(q.Get("consistency")); ok {
+			q.Set("consistency", name)
+		}
+		u.RawQuery = q.Encode()
+	}
+	values, err := url.ParseQuery(u.RawQuery)
+	if err != nil {
+		return err
+	}
+	var seqs [][]string
+	for _, b := range bound {
+		seqs = append(seqs, []string{b})
+	}
+	return runtime.PopulateQueryParameters(msg, values, utilities.NewDoubleArray(seqs))
+}
+
+func errText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+// TestParseKVQueryMatchesGateway checks parseKVQuery against grpc-gateway's
+// parser on the same queries: the same fields set and the same error
+// message. Each query has at most one problem, since grpc-gateway's choice
+// among several depends on map order.
+func TestParseKVQueryMatchesGateway(t *testing.T) {
+	t.Parallel()
+	get := []string{
+		"", "consistency=stale", "consistency=STALE", "consistency=Linearizable", "consistency=CONSISTENCY_STALE",
+		"consistency=CONSISTENCY_LINEARIZABLE", "consistency=0", "consistency=2", "consistency=7", "consistency=foo",
+		"consistency=consistency_stale", "consistency=stale&consistency=linearizable", "consistency=foo&consistency=bar",
+		"consistency=99999999999", "secret=true", "secret=1", "secret=F", "secret=yes", "secret=true&secret=false",
+		"secret=", "format=json", "format=raw", "format=xml", "format=json&format=raw", "key=other", "key.x=1",
+		"key[a]=1", "unknown=1", "unknown.x.y=1", "secret.x=1", "secret.=1", "format[a]=b", "a=1;b=2",
+		"a=%zz", "%zz=1", "a=1;b=2&consistency=stale", "secret=true&format=json&consistency=stale", "&&secret=true&",
+		"=x&secret=1", "Secret=yes",
+	}
+	for _, raw := range get {
+		want := &kvv1.GetRequest{}
+		wantErr := gatewayQuery(raw, want, "key")
+		q, err := parseKVQuery(raw, getParams)
+		assert.Equal(t, errText(wantErr), errText(err), "GET ?%s: error", raw)
+		if wantErr == nil && err == nil {
+			got := &kvv1.GetRequest{Consistency: q.consistency, Secret: q.secret, Format: q.format}
+			assert.True(t, proto.Equal(want, got), "GET ?%s: got %v, want %v", raw, got, want)
+		}
+	}
+	put := []string{
+		"", "prev_revision=5", "prevRevision=5", "prev_revision=0", "prev_revision=-1", "prev_revision=abc",
+		"prev_revision=99999999999999999999", "prev_revision=1&prevRevision=2", "prev_revision=1&prev_revision=2",
+		"value=abc", "value.x=1", "secret=true&prev_revision=3", "secret=maybe", "prevRevision[x]=1",
+		"prev_revision.x=1", "consistency=stale&prev_revision=4", "format=json", "prev_revision=%zz",
+	}
+	for _, raw := range put {
+		want := &kvv1.PutRequest{}
+		wantErr := gatewayQuery(raw, want, "value", "key")
+		q, err := parseKVQuery(raw, putParams)
+		assert.Equal(t, errText(wantErr), errText(err), "PUT ?%s: error", raw)
+		if wantErr == nil && err == nil {
+			got := &kvv1.PutRequest{PrevRevision: q.prevRevision, Secret: q.secret}
+			assert.True(t, proto.Equal(want, got), "PUT ?%s: got %v, want %v", raw, got, want)
+		}
+	}
+	del := []string{"", "prev_revision=3", "prevRevision=0", "prev_revision=x", "secret=true", "value=x", "prev_revision=1&prev_revision=1"}
+	for _, raw := range del {
+		want := &kvv1.DeleteRequest{}
+		wantErr := gatewayQuery(raw, want, "key")
+		q, err := parseKVQuery(raw, deleteParams)
+		assert.Equal(t, errText(wantErr), errText(err), "DELETE ?%s: error", raw)
+		if wantErr == nil && err == nil {
+			got := &kvv1.DeleteRequest{PrevRevision: q.prevRevision}
+			assert.True(t, proto.Equal(want, got), "DELETE ?%s: got %v, want %v", raw, got, want)
+		}
+	}
+}
+
+// TestParseKVQueryNoStore checks that a read asking for a secret is marked
+// not cacheable even when its query is refused.
+func TestParseKVQueryNoStore(t *testing.T) {
+	t.Parallel()
+	for raw, want := range map[string]bool{
+		"secret=true": true, "secret=1": true, "secret=true&secret=false": true, "secret=true&consistency=foo": true,
+		"secret=false": false, "": false, "secret=x": false, "Secret=true": false,
+	} {
+		q, _ := parseKVQuery(raw, getParams)
+		assert.Equal(t, want, q.noStore, "?%s", raw)
+	}
+}
+
+// TestKVJSONMatchesProtojson checks the hand-written PUT and DELETE
+// answers against protojson with the REST API's options, byte for byte up
+// to the insignificant whitespace that protojson adds at random per build.
+func TestKVJSONMatchesProtojson(t *testing.T) {
+	t.Parallel()
+	compact := func(b []byte) string {
+		var out bytes.Buffer
+		require.NoError(t, json.Compact(&out, b), "%s", b)
+		return out.String()
+	}
+	opts := jsonMarshaler().MarshalOptions
+	keys := []string{"", "a", "a/b/c", `q"uote`, `back\slash`, "ünï/ключ/with space", "c/q?x=1&y", "c/pct%2Fsign",
+		"<tag>&amp;", "tab\there", "nl\n", "ctl\x01\x1f\x7f", "emoji/😀", "\u2028\u2029"}
+	revs := []int64{0, 1, 12, math.MaxInt64, -1, math.MinInt64}
+	for _, k := range keys {
+		for _, rev := range revs {
+			m := &kvv1.PutResponse{Key: k, Revision: rev}
+			want, err := opts.Marshal(m)
+			require.NoError(t, err)
+			assert.Equal(t, compact(want), string(appendPutJSON(nil, m)), "PutResponse %v", m)
+		}
+	}
+	for _, deleted := range []bool{true, false} {
+		for _, rev := range revs {
+			m := &kvv1.DeleteResponse{Deleted: deleted, Revision: rev}
+			want, err := opts.Marshal(m)
+			require.NoError(t, err)
+			assert.Equal(t, compact(want), string(appendDeleteJSON(nil, m)), "DeleteResponse %v", m)
+		}
+	}
+	// Not reachable (keys are valid UTF-8), but still valid JSON.
+	var s string
+	require.NoError(t, json.Unmarshal(appendJSONString(nil, "a\xffb"), &s))
+	assert.Equal(t, "a\ufffdb", s)
+}
+
+// TestKVJSONAppends checks that the encoders append to what b holds.
+func TestKVJSONAppends(t *testing.T) {
+	t.Parallel()
+	b := appendPutJSON([]byte("x"), &kvv1.PutResponse{Key: "k", Revision: 3})
+	assert.Equal(t, `x{"key":"k","revision":"3"}`, string(b))
+	assert.Equal(t, fmt.Sprintf(`{"deleted":true,"revision":"%d"}`, 9), string(appendDeleteJSON(nil, &kvv1.DeleteResponse{Deleted: true, Revision: 9})))
+}
