@@ -25,7 +25,7 @@ const kvPath = "/api/v1/kv/"
 // kvAllow is the Allow header of a 405 on a key route.
 const kvAllow = "GET, HEAD, PUT, POST, DELETE"
 
-// kvHTTP serves the key routes of DESIGN §3 (GET, HEAD, PUT, POST and
+// kvHTTP serves the key routes of the REST contract (README) (GET, HEAD, PUT, POST and
 // DELETE on /api/v1/kv/{key...}) without grpc-gateway: it parses the
 // request by hand and calls kvService in process through intercept, the
 // interceptor localConn runs for the grpc-gateway routes (recovery, then

@@ -16,8 +16,8 @@ func jsonMarshaler() runtime.JSONPb {
 	}
 }
 
-// newRESTMux returns grpc-gateway's mux configured for the contract of
-// the REST contract (README, "Using the REST API"): JSON with proto field
+// newRESTMux returns grpc-gateway's mux configured for the REST contract
+// (README, "Using the REST API"): JSON with proto field
 // names and the contract's error statuses. The key routes are served by
 // kvHTTP, not by this mux.
 func newRESTMux() *runtime.ServeMux {

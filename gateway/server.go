@@ -1,6 +1,9 @@
-// Package gateway serves cave's APIs: the gRPC services (KV, Cluster, the
-// node-to-node Peer service, health and reflection) and the REST API under
-// /api/v1, which grpc-gateway maps onto the same gRPC handlers.
+// Package gateway serves cave's APIs: the gRPC services (KV, Cluster,
+// Secrets, Auth, the node-to-node Data and Control services, health and
+// reflection) and the REST API under /api/v1. The key routes
+// (/api/v1/kv/...) have a handler of their own (kvhttp.go) that calls the
+// KV service directly through the same access check; grpc-gateway maps
+// every other route onto the gRPC handlers.
 package gateway
 
 import (
