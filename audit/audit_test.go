@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 	"unicode/utf8"
 
@@ -368,45 +369,40 @@ func TestWriteErrors(t *testing.T) {
 	for _, partial := range []int{0, 10} {
 		t.Run(fmt.Sprintf("partial=%d", partial), func(t *testing.T) {
 			t.Parallel()
-			w := &failingWriter{fails: 3, partial: partial}
-			l, rec := newLogger(t, w, 0)
-			// One event at a time, so that each is a batch of its own.
-			for i := range 5 {
-				l.Log(Event{Key: fmt.Sprint(i), Result: ResultOK})
-				waitFor(t, func() bool {
-					w.mu.Lock()
-					defer w.mu.Unlock()
-					return w.attempts == i+1
-				})
-			}
-			err := l.Close()
-			assert.ErrorIs(t, err, errDiskFull)
-			assert.Equal(t, uint64(3), l.Dropped())
-			assert.Equal(t, 1, rec.count(slog.LevelError, "audit log write failed; events are being lost"))
-			assert.Equal(t, 1, rec.count(slog.LevelInfo, "audit log write recovered"))
-
-			var keys []string
-			for _, s := range w.lines(t) {
-				if partial > 0 && !strings.HasSuffix(s, "}") {
-					continue // the fragment of a failed write
-				}
-				keys = append(keys, decode(t, s)["key"])
-			}
-			assert.Equal(t, []string{"3", "4"}, keys)
+			synctest.Test(t, func(t *testing.T) { testWriteErrors(t, partial) })
 		})
 	}
 }
 
-// waitFor polls cond for up to five seconds.
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 5s")
-		}
-		time.Sleep(time.Millisecond)
+// testWriteErrors runs TestWriteErrors for one partial length inside a
+// synctest bubble, where synctest.Wait tells when the writer goroutine has
+// taken an event and is waiting for the next.
+func testWriteErrors(t *testing.T, partial int) {
+	w := &failingWriter{fails: 3, partial: partial}
+	l, rec := newLogger(t, w, 0)
+	// One event at a time, so that each is a batch of its own.
+	for i := range 5 {
+		l.Log(Event{Key: fmt.Sprint(i), Result: ResultOK})
+		synctest.Wait()
+		w.mu.Lock()
+		attempts := w.attempts
+		w.mu.Unlock()
+		require.Equal(t, i+1, attempts, "event %d is written on its own", i)
 	}
+	err := l.Close()
+	assert.ErrorIs(t, err, errDiskFull)
+	assert.Equal(t, uint64(3), l.Dropped())
+	assert.Equal(t, 1, rec.count(slog.LevelError, "audit log write failed; events are being lost"))
+	assert.Equal(t, 1, rec.count(slog.LevelInfo, "audit log write recovered"))
+
+	var keys []string
+	for _, s := range w.lines(t) {
+		if partial > 0 && !strings.HasSuffix(s, "}") {
+			continue // the fragment of a failed write
+		}
+		keys = append(keys, decode(t, s)["key"])
+	}
+	assert.Equal(t, []string{"3", "4"}, keys)
 }
 
 // TestAppendFile writes through two Loggers in turn to a file opened with

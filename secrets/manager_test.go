@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
@@ -78,72 +79,103 @@ func TestManagerConfigValidate(t *testing.T) {
 
 // TestManagerSharedKeyring: two managers over one store (two nodes) create
 // one keyring, read each other's envelopes, and see a rotation made by the
-// other: at once on decrypt, within Refresh on encrypt.
+// other: at once on decrypt, within Refresh on encrypt. It runs on a fake
+// clock, so "within Refresh" is exact.
 func TestManagerSharedKeyring(t *testing.T) {
 	t.Parallel()
-	ctx := t.Context()
-	st := &memStore{}
-	kek := DeriveDevKEK("test-cluster")
-	a := newTestManager(t, st, kek, 50*time.Millisecond)
-	b := newTestManager(t, st, kek, time.Hour)
+	synctest.Test(t, func(t *testing.T) {
+		ctx := t.Context()
+		st := &memStore{}
+		kek := DeriveDevKEK("test-cluster")
+		const refresh = time.Minute
+		a := newTestManager(t, st, kek, refresh)
+		b := newTestManager(t, st, kek, time.Hour)
 
-	env, err := a.Encrypt(ctx, []byte("v1"), []byte("k"))
-	require.NoError(t, err)
-	pt, err := b.Decrypt(ctx, env, []byte("k"))
-	require.NoError(t, err)
-	assert.Equal(t, "v1", string(pt))
-	assert.Equal(t, int64(1), st.rev, "one keyring stored")
+		env, err := a.Encrypt(ctx, []byte("v1"), []byte("k"))
+		require.NoError(t, err)
+		pt, err := b.Decrypt(ctx, env, []byte("k"))
+		require.NoError(t, err)
+		assert.Equal(t, "v1", string(pt))
+		assert.Equal(t, int64(1), st.rev, "one keyring stored")
 
-	id, n, err := b.Rotate(ctx)
-	require.NoError(t, err)
-	assert.Equal(t, KeyID(2), id)
-	assert.Equal(t, 2, n)
-	env2, err := b.Encrypt(ctx, []byte("v2"), []byte("k"))
-	require.NoError(t, err)
-	pt, err = a.Decrypt(ctx, env2, []byte("k"))
-	require.NoError(t, err, "an unknown key id makes the manager reread the store")
-	assert.Equal(t, "v2", string(pt))
+		id, n, err := b.Rotate(ctx)
+		require.NoError(t, err)
+		assert.Equal(t, KeyID(2), id)
+		assert.Equal(t, 2, n)
+		time.Sleep(refresh - time.Nanosecond)
+		env2, err := a.Encrypt(ctx, []byte("v2"), []byte("k"))
+		require.NoError(t, err)
+		assert.Equal(t, KeyID(1), envelopeKeyID(t, env2), "a seals under its cached keyring until Refresh has passed")
+		time.Sleep(time.Nanosecond)
+		env2, err = a.Encrypt(ctx, []byte("v2"), []byte("k"))
+		require.NoError(t, err)
+		assert.Equal(t, KeyID(2), envelopeKeyID(t, env2), "a seals under the rotated key once Refresh has passed")
 
-	time.Sleep(60 * time.Millisecond) // past a's Refresh
-	env3, err := a.Encrypt(ctx, []byte("v3"), []byte("k"))
-	require.NoError(t, err)
-	assert.Equal(t, byte(2), env3[8], "a seals under the rotated key after Refresh")
-	pt, err = a.Decrypt(ctx, env, []byte("k"))
-	require.NoError(t, err)
-	assert.Equal(t, "v1", string(pt), "a value under the first key after the rotation")
-	_, err = a.Decrypt(ctx, env, []byte("other"))
-	assert.ErrorIs(t, err, ErrCorrupt, "an envelope under another key")
+		// A second rotation, seen by a first through an envelope under it.
+		_, _, err = b.Rotate(ctx)
+		require.NoError(t, err)
+		env3, err := b.Encrypt(ctx, []byte("v3"), []byte("k"))
+		require.NoError(t, err)
+		assert.Equal(t, KeyID(3), envelopeKeyID(t, env3))
+		pt, err = a.Decrypt(ctx, env3, []byte("k"))
+		require.NoError(t, err, "an unknown key id makes the manager reread the store")
+		assert.Equal(t, "v3", string(pt))
+		env4, err := a.Encrypt(ctx, []byte("v4"), []byte("k"))
+		require.NoError(t, err)
+		assert.Equal(t, KeyID(3), envelopeKeyID(t, env4), "the reread keyring is the one a now seals under")
+
+		pt, err = a.Decrypt(ctx, env, []byte("k"))
+		require.NoError(t, err)
+		assert.Equal(t, "v1", string(pt), "a value under the first key after the rotations")
+		_, err = a.Decrypt(ctx, env, []byte("other"))
+		assert.ErrorIs(t, err, ErrCorrupt, "an envelope under another key")
+	})
 }
 
 // TestManagerStoreFailure: once a keyring is cached, a failing store does
-// not stop encryption or decryption with the known keys; before that, and
-// for operations that need the store, the error is returned.
+// not stop encryption or decryption with the known keys, and is retried
+// once per Refresh; before that, and for operations that need the store,
+// the error is returned. It runs on a fake clock.
 func TestManagerStoreFailure(t *testing.T) {
 	t.Parallel()
-	ctx := t.Context()
-	st := &memStore{fail: errors.New("meta shard unavailable")}
-	m := newTestManager(t, st, DeriveDevKEK("c"), time.Millisecond)
-	_, err := m.Encrypt(ctx, []byte("v"), []byte("k"))
-	require.ErrorIs(t, err, st.fail, "no keyring yet")
+	synctest.Test(t, func(t *testing.T) {
+		ctx := t.Context()
+		st := &memStore{fail: errors.New("meta shard unavailable")}
+		const refresh = time.Second
+		m := newTestManager(t, st, DeriveDevKEK("c"), refresh)
+		_, err := m.Encrypt(ctx, []byte("v"), []byte("k"))
+		require.ErrorIs(t, err, st.fail, "no keyring yet")
 
-	st.set(func(s *memStore) { s.fail = nil })
-	env, err := m.Encrypt(ctx, []byte("v"), []byte("k"))
-	require.NoError(t, err)
-	st.set(func(s *memStore) { s.fail = errors.New("meta shard unavailable") })
-	time.Sleep(2 * time.Millisecond)
-	loads := st.loads
-	_, err = m.Encrypt(ctx, []byte("v"), []byte("k"))
-	require.NoError(t, err, "the cached keyring serves while the store fails")
-	_, err = m.Encrypt(ctx, []byte("v"), []byte("k"))
-	require.NoError(t, err)
-	assert.LessOrEqual(t, st.loads-loads, 2, "a failing store is retried once per Refresh, not per call")
-	pt, err := m.Decrypt(ctx, env, []byte("k"))
-	require.NoError(t, err)
-	assert.Equal(t, "v", string(pt))
-	_, _, err = m.Rotate(ctx)
-	assert.Error(t, err)
-	_, _, err = m.Status(ctx)
-	assert.Error(t, err)
+		st.set(func(s *memStore) { s.fail = nil })
+		env, err := m.Encrypt(ctx, []byte("v"), []byte("k"))
+		require.NoError(t, err)
+		st.set(func(s *memStore) { s.fail = errors.New("meta shard unavailable") })
+		loads := st.loads
+		for range 3 {
+			_, err = m.Encrypt(ctx, []byte("v"), []byte("k"))
+			require.NoError(t, err)
+		}
+		assert.Equal(t, loads, st.loads, "a keyring younger than Refresh is not reread")
+
+		time.Sleep(refresh)
+		for range 3 {
+			_, err = m.Encrypt(ctx, []byte("v"), []byte("k"))
+			require.NoError(t, err, "the cached keyring serves while the store fails")
+		}
+		assert.Equal(t, loads+1, st.loads, "a failing store is retried once per Refresh, not per call")
+		time.Sleep(refresh)
+		_, err = m.Encrypt(ctx, []byte("v"), []byte("k"))
+		require.NoError(t, err)
+		assert.Equal(t, loads+2, st.loads, "and again after the next Refresh")
+
+		pt, err := m.Decrypt(ctx, env, []byte("k"))
+		require.NoError(t, err)
+		assert.Equal(t, "v", string(pt))
+		_, _, err = m.Rotate(ctx)
+		assert.Error(t, err)
+		_, _, err = m.Status(ctx)
+		assert.Error(t, err)
+	})
 }
 
 // TestManagerWrongKEKAndCorruptKeyring: a KEK other than the cluster's is

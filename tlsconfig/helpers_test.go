@@ -206,8 +206,9 @@ func (w testWriter) Write(p []byte) (int, error) {
 // recorder is a slog.Handler that keeps every record, for tests that check
 // what was logged.
 type recorder struct {
-	mu   sync.Mutex
-	recs []slog.Record
+	mu      sync.Mutex
+	recs    []slog.Record
+	changed chan struct{} // closed at the next record; nil while no one waits
 }
 
 func (r *recorder) Enabled(context.Context, slog.Level) bool { return true }
@@ -218,6 +219,10 @@ func (r *recorder) Handle(_ context.Context, rec slog.Record) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.recs = append(r.recs, rec.Clone())
+	if r.changed != nil {
+		close(r.changed)
+		r.changed = nil
+	}
 	return nil
 }
 
@@ -225,6 +230,10 @@ func (r *recorder) Handle(_ context.Context, rec slog.Record) error {
 func (r *recorder) count(msg string) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	return r.countLocked(msg)
+}
+
+func (r *recorder) countLocked(msg string) int {
 	n := 0
 	for _, rec := range r.recs {
 		if rec.Message == msg {
@@ -234,15 +243,28 @@ func (r *recorder) count(msg string) int {
 	return n
 }
 
-// eventually polls cond until it holds or d passes.
-func eventually(t *testing.T, d time.Duration, what string, cond func() bool) time.Duration {
+// wait blocks until at least n records have message msg, and fails the
+// test if that takes longer than d.
+func (r *recorder) wait(t *testing.T, msg string, n int, d time.Duration) {
 	t.Helper()
-	start := time.Now()
-	for !cond() {
-		if time.Since(start) > d {
-			t.Fatalf("%s: not within %s", what, d)
+	timeout := time.NewTimer(d)
+	defer timeout.Stop()
+	for {
+		r.mu.Lock()
+		got := r.countLocked(msg)
+		if got >= n {
+			r.mu.Unlock()
+			return
 		}
-		time.Sleep(5 * time.Millisecond)
+		if r.changed == nil {
+			r.changed = make(chan struct{})
+		}
+		changed := r.changed
+		r.mu.Unlock()
+		select {
+		case <-changed:
+		case <-timeout.C:
+			t.Fatalf("%d records %q within %s, want %d", got, msg, d, n)
+		}
 	}
-	return time.Since(start)
 }

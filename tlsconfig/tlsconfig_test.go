@@ -377,12 +377,10 @@ func TestReloadKeepsOldMaterial(t *testing.T) {
 	}
 }
 
-// TestWatch checks that Watch loads a new certificate within a bounded
-// time, rides out a half-written update, logs a lasting failure once, and
-// stops when its context ends.
+// TestWatch checks that Watch, on its own ticker, loads a new certificate
+// within a bounded time and stops when its context ends.
 func TestWatch(t *testing.T) {
 	t.Parallel()
-	const interval = 10 * time.Millisecond
 	f := newFixture(t)
 	rec := &recorder{}
 	srv, err := Load(f.caFile, f.certFile, f.keyFile, slog.New(rec))
@@ -394,38 +392,18 @@ func TestWatch(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		srv.Watch(ctx, interval)
+		srv.Watch(ctx, 10*time.Millisecond)
 	}()
 	t.Cleanup(func() {
 		cancel()
 		<-done
 	})
 
-	// Certificate first, key a little later: Watch sees a mismatched pair
-	// for a moment and must keep serving n1 until the pair agrees.
-	n2 := f.issue(pki.KindNode, "n2")
-	writeFile(t, f.certFile, n2.CertPEM)
-	time.Sleep(3 * interval)
-	assert.Equal(t, "n1", mustDial(t, addr, cfg).server)
-	writeFile(t, f.keyFile, n2.KeyPEM)
-	took := eventually(t, 5*time.Second, "watch loads n2", func() bool { return mustDial(t, addr, cfg).server == "n2" })
-	t.Logf("new certificate in use after %s", took)
-	assert.Equal(t, 1, rec.count("tls material reloaded"))
-
-	// A lasting failure keeps n2 and is logged once, not at every tick.
-	before := rec.count("tls reload failed; keeping the previous certificate")
-	writeFile(t, f.caFile, []byte("broken"))
-	eventually(t, 5*time.Second, "watch logs the failure", func() bool {
-		return rec.count("tls reload failed; keeping the previous certificate") > before
-	})
-	time.Sleep(20 * interval)
-	assert.Equal(t, before+1, rec.count("tls reload failed; keeping the previous certificate"))
+	start := time.Now()
+	f.writeNode(f.issue(pki.KindNode, "n2"))
+	rec.wait(t, "tls material reloaded", 1, 5*time.Second)
+	t.Logf("new certificate loaded after %s", time.Since(start))
 	assert.Equal(t, "n2", mustDial(t, addr, cfg).server)
-
-	f.writeNode(f.issue(pki.KindNode, "n3"))
-	writeFile(t, f.caFile, f.ca.CertPEM)
-	eventually(t, 5*time.Second, "watch recovers", func() bool { return mustDial(t, addr, cfg).server == "n3" })
-	assert.Equal(t, 2, rec.count("tls material reloaded"))
 
 	cancel()
 	select {
@@ -433,6 +411,60 @@ func TestWatch(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("Watch did not return after its context was cancelled")
 	}
+}
+
+// TestWatchCheck drives Watch's check tick by tick: it rides out a
+// half-written update, logs a lasting failure once rather than at every
+// tick, recovers, and logs a failure that comes back after a success
+// again.
+func TestWatchCheck(t *testing.T) {
+	t.Parallel()
+	const failed = "tls reload failed; keeping the previous certificate"
+	f := newFixture(t)
+	rec := &recorder{}
+	srv, err := Load(f.caFile, f.certFile, f.keyFile, slog.New(rec))
+	require.NoError(t, err)
+	addr := serve(t, srv.ServerConfig(tls.RequireAndVerifyClientCert))
+	cfg := f.client(f.issue(pki.KindClient, "alice")).ClientConfig("localhost")
+	w := watcher{s: srv}
+	ticks := func(n int) {
+		for range n {
+			w.check()
+		}
+	}
+
+	ticks(3)
+	assert.Zero(t, rec.count("tls material reloaded"), "unchanged files are not reloaded")
+	assert.Zero(t, rec.count(failed))
+
+	// Certificate first, key a little later: the check sees a mismatched
+	// pair, logs it once, and keeps serving n1 until the pair agrees.
+	n2 := f.issue(pki.KindNode, "n2")
+	writeFile(t, f.certFile, n2.CertPEM)
+	ticks(3)
+	assert.Equal(t, 1, rec.count(failed), "the mismatched pair is logged once")
+	assert.Equal(t, "n1", mustDial(t, addr, cfg).server)
+	writeFile(t, f.keyFile, n2.KeyPEM)
+	ticks(1)
+	assert.Equal(t, "n2", mustDial(t, addr, cfg).server)
+	assert.Equal(t, 1, rec.count("tls material reloaded"))
+
+	// A lasting failure keeps n2 and is logged once, not at every tick.
+	writeFile(t, f.caFile, []byte("broken"))
+	ticks(20)
+	assert.Equal(t, 2, rec.count(failed))
+	assert.Equal(t, "n2", mustDial(t, addr, cfg).server)
+
+	f.writeNode(f.issue(pki.KindNode, "n3"))
+	writeFile(t, f.caFile, f.ca.CertPEM)
+	ticks(1)
+	assert.Equal(t, "n3", mustDial(t, addr, cfg).server)
+	assert.Equal(t, 2, rec.count("tls material reloaded"))
+
+	// The same failure after a success is news again.
+	writeFile(t, f.caFile, []byte("broken"))
+	ticks(2)
+	assert.Equal(t, 3, rec.count(failed))
 }
 
 // TestReloadIfChanged checks that Watch's check reloads only on a change

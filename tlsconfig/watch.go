@@ -26,21 +26,34 @@ func (s *Source) Watch(ctx context.Context, interval time.Duration) {
 	}
 	t := time.NewTicker(interval)
 	defer t.Stop()
-	var lastErr string // the last failure logged, to log each only once
+	w := watcher{s: s}
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-		err := s.reloadIfChanged()
-		switch {
-		case err == nil:
-			lastErr = ""
-		case err.Error() != lastErr:
-			lastErr = err.Error()
-			s.lg.Warn("tls reload failed; keeping the previous certificate", "err", err)
-		}
+		w.check()
+	}
+}
+
+// watcher is what Watch keeps between two checks.
+type watcher struct {
+	s       *Source
+	lastErr string // the last failure logged, to log each only once
+}
+
+// check is one tick of Watch: it reloads when the files changed, and logs
+// a failure at Warn unless it is the one logged last. A success forgets
+// the last failure, so that it is logged again if it comes back.
+func (w *watcher) check() {
+	err := w.s.reloadIfChanged()
+	switch {
+	case err == nil:
+		w.lastErr = ""
+	case err.Error() != w.lastErr:
+		w.lastErr = err.Error()
+		w.s.lg.Warn("tls reload failed; keeping the previous certificate", "err", err)
 	}
 }
 

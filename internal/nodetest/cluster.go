@@ -63,6 +63,9 @@ type settings struct {
 	acl               bool
 	audit             io.Writer
 	tls               bool
+	// pickAddrs chooses a new member's Raft and gossip addresses; nil means
+	// freeAddrs. Tests of the port retry set it.
+	pickAddrs func(taken map[string]bool) (raft, gossip string, err error)
 }
 
 func defaultSettings() settings {
@@ -377,9 +380,15 @@ func (c *Cluster) Restart(i int) {
 	c.t.Logf("nodetest: %s restarted and ready in %s", m.name, since(start))
 }
 
+// startAttempts bounds how often startNew tries fresh ports for one node.
+const startAttempts = 5
+
 // startNew creates, starts and appends a new member. Ports are chosen
-// free, but another process may take one before the node binds it; such a
-// start is retried on fresh ports and a fresh data dir.
+// free, but another process may take one between choosing and binding it:
+// the HTTP and gRPC listeners are held from the start, while dragonboat
+// binds Raft and memberlist binds gossip (TCP, then UDP) inside node.New.
+// A start that fails because any of these is in use is retried, up to
+// startAttempts times, on fresh ports and a fresh data dir.
 func (c *Cluster) startNew() int {
 	c.t.Helper()
 	c.mu.Lock()
@@ -387,7 +396,7 @@ func (c *Cluster) startNew() int {
 	c.mu.Unlock()
 	name := "node-" + strconv.Itoa(i)
 	var err error
-	for range 3 {
+	for range startAttempts {
 		var m *member
 		if m, err = c.newMember(name, i == 0); err == nil {
 			c.mu.Lock()
@@ -395,7 +404,7 @@ func (c *Cluster) startNew() int {
 			c.mu.Unlock()
 			return i
 		}
-		if !errors.Is(err, syscall.EADDRINUSE) && !strings.Contains(err.Error(), "address already in use") {
+		if !addrInUse(err) {
 			break
 		}
 		c.t.Logf("nodetest: %s: port taken between choosing and binding it, retrying: %v", name, err)
@@ -404,12 +413,23 @@ func (c *Cluster) startNew() int {
 	return -1
 }
 
+// addrInUse reports whether err is a failure to bind an address already
+// in use. memberlist and dragonboat flatten the errors they return into
+// text, so the message is matched as well as the errno.
+func addrInUse(err error) bool {
+	return errors.Is(err, syscall.EADDRINUSE) || strings.Contains(err.Error(), "address already in use")
+}
+
 func (c *Cluster) newMember(name string, bootstrap bool) (*member, error) {
 	dir, err := os.MkdirTemp(c.base, name+"-")
 	if err != nil {
 		return nil, err
 	}
-	raftAddr, gossipAddr, err := freeAddrs()
+	pick := c.set.pickAddrs
+	if pick == nil {
+		pick = freeAddrs
+	}
+	raftAddr, gossipAddr, err := pick(c.addrsInUse())
 	if err != nil {
 		return nil, err
 	}
@@ -438,32 +458,62 @@ func (c *Cluster) newMember(name string, bootstrap bool) (*member, error) {
 	return m, nil
 }
 
-// freeAddrs returns two distinct free loopback addresses: one for Raft
-// (TCP) and one for gossip (TCP and UDP on the same port). Their listeners
-// are closed before returning, so another process may take them before the
-// node binds them.
-func freeAddrs() (raft, gossip string, err error) {
-	rl, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
+// addrsInUse returns every address of the cluster's members, stopped ones
+// included: a stopped member binds its addresses again on Restart, so no
+// new member may take them while they are free.
+func (c *Cluster) addrsInUse() map[string]bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	taken := make(map[string]bool, 4*len(c.members))
+	for _, m := range c.members {
+		for _, a := range []string{m.raftAddr, m.gossipAddr, m.httpAddr, m.grpcAddr} {
+			taken[a] = true
+		}
+	}
+	return taken
+}
+
+// freeAddrs returns two distinct free loopback addresses, none of them in
+// taken: one for Raft (TCP) and one for gossip (TCP and UDP on the same
+// port). Their listeners are closed before returning, so another process
+// may take them before the node binds them; startNew retries then.
+func freeAddrs(taken map[string]bool) (raft, gossip string, err error) {
+	// Every candidate stays bound until the end, so none is offered twice.
+	var held []io.Closer
+	defer func() {
+		for _, h := range held {
+			h.Close()
+		}
+	}()
+	next := func(udp bool) (string, error) {
+		for range 20 {
+			l, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				return "", err
+			}
+			held = append(held, l)
+			addr := l.Addr().String()
+			if taken[addr] {
+				continue
+			}
+			if udp {
+				pc, err := net.ListenPacket("udp", addr)
+				if err != nil {
+					continue
+				}
+				held = append(held, pc)
+			}
+			return addr, nil
+		}
+		return "", errors.New("nodetest: no free loopback port in 20 tries")
+	}
+	if raft, err = next(false); err != nil {
 		return "", "", err
 	}
-	defer rl.Close()
-	for range 20 {
-		gl, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return "", "", err
-		}
-		pc, err := net.ListenPacket("udp", gl.Addr().String())
-		if err != nil {
-			gl.Close()
-			continue
-		}
-		gossip = gl.Addr().String()
-		pc.Close()
-		gl.Close()
-		return rl.Addr().String(), gossip, nil
+	if gossip, err = next(true); err != nil {
+		return "", "", err
 	}
-	return "", "", errors.New("nodetest: no loopback port free for both TCP and UDP")
+	return raft, gossip, nil
 }
 
 // start runs m's node, router and gateway on the given listeners, joining

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -66,26 +67,48 @@ type procCluster struct {
 	certs string      // with cfg.secure: the dir of the CA, node and client certificates
 
 	mu      sync.Mutex
-	crashes []string // unexpected exits, guarded by mu
+	crashes []crash // unexpected exits, guarded by mu
 }
 
-// procNode is one cave process slot. Its addresses and command line never
-// change, so Restart runs exactly what Start ran.
+// crash is an exit the harness did not ask for: the node and which of its
+// starts (procNode.starts) ended.
+type crash struct {
+	nd    *procNode
+	start int
+	msg   string
+}
+
+// procNode is one cave process slot. Its addresses and command line change
+// only when its first start fails on a port taken by another process (see
+// WaitReady); after that Restart runs exactly what Start ran.
 type procNode struct {
 	idx                          int // 1-based
 	name                         string
-	httpAddr, grpcAddr, raftAddr string
+	httpAddr, grpcAddr, raftAddr string // written under mu, read by URL under it
 	gossipAddr                   string
 	dataDir, logPath             string
 	args                         []string
 
-	mu       sync.Mutex // guards the fields below
+	mu       sync.Mutex // guards the fields below and the addresses' changes
 	cmd      *exec.Cmd
 	done     chan struct{} // closed when the running process has been reaped
 	exitErr  error
 	expected bool // the harness asked the process to exit
 	starts   int
+	// first is set while the running or last process is from the node's
+	// first Start (retries on fresh ports included): its data dir holds
+	// nothing a test wrote.
+	first bool
+	// logFrom is the log file's size when the last process started, where
+	// its output begins.
+	logFrom int64
+	// portRetries counts the starts redone on fresh ports.
+	portRetries int
 }
+
+// maxPortRetries bounds how often a node's first start is redone on fresh
+// ports.
+const maxPortRetries = 3
 
 // newProcCluster starts n1 with --bootstrap, waits until it is ready, then
 // starts every other node with --join through joinVia(i) and waits for each
@@ -199,10 +222,13 @@ func (c *procCluster) Index(name string) int {
 // URL returns node i's REST base URL, e.g. http://127.0.0.1:41234
 // (https:// with withTLS).
 func (c *procCluster) URL(i int) string {
+	nd := c.node(i)
+	nd.mu.Lock()
+	defer nd.mu.Unlock()
 	if c.cfg.secure {
-		return "https://" + c.node(i).httpAddr
+		return "https://" + nd.httpAddr
 	}
-	return "http://" + c.node(i).httpAddr
+	return "http://" + nd.httpAddr
 }
 
 // Running reports whether node i's process is started and not yet reaped.
@@ -236,12 +262,29 @@ func (c *procCluster) Start(i int) {
 		c.t.Fatalf("start %s: already running", c.Name(i))
 	}
 	nd := c.node(i)
+	nd.mu.Lock()
+	nd.first = nd.starts == 0
+	nd.mu.Unlock()
+	c.launch(nd)
+}
+
+// launch starts nd's process with its command line, its output appended to
+// its log file.
+func (c *procCluster) launch(nd *procNode) {
+	c.t.Helper()
 	f, err := os.OpenFile(nd.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		c.t.Fatalf("start %s: log file: %v", nd.name, err)
 	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		c.t.Fatalf("start %s: log file: %v", nd.name, err)
+	}
 	nd.mu.Lock()
 	nd.starts++
+	start := nd.starts
+	nd.logFrom = fi.Size()
 	fmt.Fprintf(f, "=== e2e: start #%d of %s at %s: %s %s\n", nd.starts, nd.name,
 		time.Now().Format(time.RFC3339Nano), c.bin, strings.Join(nd.args, " "))
 	cmd := exec.Command(c.bin, nd.args...)
@@ -269,8 +312,8 @@ func (c *procCluster) Start(i int) {
 		nd.mu.Unlock()
 		if !expected {
 			c.mu.Lock()
-			c.crashes = append(c.crashes, fmt.Sprintf("%s exited on its own at %s: %v",
-				nd.name, time.Now().Format("15:04:05.000"), err))
+			c.crashes = append(c.crashes, crash{nd: nd, start: start, msg: fmt.Sprintf("%s exited on its own at %s: %v",
+				nd.name, time.Now().Format("15:04:05.000"), err)})
 			c.mu.Unlock()
 		}
 		close(done)
@@ -347,7 +390,10 @@ func (c *procCluster) signalAndWait(i int, sig syscall.Signal, timeout time.Dura
 }
 
 // WaitReady polls GET /api/v1/ready on node i until it answers 200. It fails
-// the test if the process exits first or timeout passes.
+// the test if the process exits first or timeout passes, except when the
+// node's first start exits because one of its ports was taken between
+// choosing and binding it: then it starts the node again on fresh ports
+// (see retryOnFreshPorts) and keeps waiting.
 func (c *procCluster) WaitReady(i int, timeout time.Duration) time.Duration {
 	c.t.Helper()
 	start := time.Now()
@@ -355,6 +401,9 @@ func (c *procCluster) WaitReady(i int, timeout time.Duration) time.Duration {
 	var last string
 	err := poll(c.ctx(), timeout, 100*time.Millisecond, func() (bool, error) {
 		if !c.Running(i) {
+			if c.retryOnFreshPorts(i) {
+				return false, nil
+			}
 			return false, fmt.Errorf("%s exited while waiting for readiness", c.Name(i))
 		}
 		resp, err := hc.Get(c.URL(i) + "/api/v1/ready")
@@ -375,6 +424,99 @@ func (c *procCluster) WaitReady(i int, timeout time.Duration) time.Duration {
 	return took
 }
 
+// portTaken is what a cave process logs when it cannot bind an address.
+const portTaken = "address already in use"
+
+// retryOnFreshPorts starts node i again on four fresh ports and an empty
+// data dir when its exited process came from the node's first Start, and
+// its output says a port was taken, at most maxPortRetries times; it
+// reports whether it did. The exit is then not counted as a crash, and
+// every node's command line that named one of i's old addresses (a --join)
+// names the new one.
+func (c *procCluster) retryOnFreshPorts(i int) bool {
+	c.t.Helper()
+	nd := c.node(i)
+	nd.mu.Lock()
+	first, retries, from, start := nd.first, nd.portRetries, nd.logFrom, nd.starts
+	nd.mu.Unlock()
+	if !first || retries >= maxPortRetries {
+		return false
+	}
+	out, err := readFrom(nd.logPath, from)
+	if err != nil || !strings.Contains(out, portTaken) {
+		return false
+	}
+	c.mu.Lock()
+	c.crashes = slices.DeleteFunc(c.crashes, func(cr crash) bool { return cr.nd == nd && cr.start == start })
+	c.mu.Unlock()
+
+	avoid := map[int]bool{}
+	for _, o := range c.nodes {
+		for _, a := range []string{o.httpAddr, o.grpcAddr, o.raftAddr, o.gossipAddr} {
+			avoid[addrPort(a)] = true
+		}
+	}
+	p := freePortsAvoiding(c.t, 4, avoid)
+	nd.mu.Lock()
+	old := map[string]string{}
+	for j, a := range []*string{&nd.httpAddr, &nd.grpcAddr, &nd.raftAddr, &nd.gossipAddr} {
+		na := fmt.Sprintf("127.0.0.1:%d", p[j])
+		old[*a] = na
+		*a = na
+	}
+	nd.portRetries++
+	nd.mu.Unlock()
+	for _, o := range c.nodes {
+		o.args = replaceAddrs(o.args, old)
+	}
+	if err := os.RemoveAll(nd.dataDir); err != nil {
+		c.t.Fatalf("retry %s: clear its data dir: %v", nd.name, err)
+	}
+	c.t.Logf("%s: a port was taken before it bound it (%q in its log); starting it on fresh ports %v", nd.name, portTaken, p)
+	c.launch(nd)
+	return true
+}
+
+// replaceAddrs returns args with every address that is a key of repl, alone
+// or in a comma-separated list, replaced by its value.
+func replaceAddrs(args []string, repl map[string]string) []string {
+	out := make([]string, len(args))
+	for i, a := range args {
+		parts := strings.Split(a, ",")
+		for j, p := range parts {
+			if r, ok := repl[p]; ok {
+				parts[j] = r
+			}
+		}
+		out[i] = strings.Join(parts, ",")
+	}
+	return out
+}
+
+// addrPort returns the port of a host:port address, or 0.
+func addrPort(addr string) int {
+	_, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return 0
+	}
+	n, _ := strconv.Atoi(p)
+	return n
+}
+
+// readFrom returns the content of path from byte offset on.
+func readFrom(path string, offset int64) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	if _, err := f.Seek(offset, io.SeekStart); err != nil {
+		return "", err
+	}
+	b, err := io.ReadAll(f)
+	return string(b), err
+}
+
 // ctx returns a context that ends with the test (Go 1.24 t.Context).
 func (c *procCluster) ctx() context.Context {
 	if tc, ok := c.t.(interface{ Context() context.Context }); ok {
@@ -391,7 +533,10 @@ func (c *procCluster) cleanup() {
 		}
 	}
 	c.mu.Lock()
-	crashes := append([]string(nil), c.crashes...)
+	var crashes []string
+	for _, cr := range c.crashes {
+		crashes = append(crashes, cr.msg)
+	}
 	c.mu.Unlock()
 	if len(crashes) > 0 {
 		t.Errorf("node processes exited without being asked to:\n  %s", strings.Join(crashes, "\n  "))
@@ -453,6 +598,13 @@ func poll(ctx context.Context, timeout, interval time.Duration, f func() (bool, 
 // and UDP (serf gossips on both) at the time of the call.
 func freePorts(t testing.TB, n int) []int {
 	t.Helper()
+	return freePortsAvoiding(t, n, nil)
+}
+
+// freePortsAvoiding is freePorts without the ports in avoid (those of
+// stopped nodes, free now but bound again on restart).
+func freePortsAvoiding(t testing.TB, n int, avoid map[int]bool) []int {
+	t.Helper()
 	var (
 		ports []int
 		held  []io.Closer
@@ -471,6 +623,10 @@ func freePorts(t testing.TB, n int) []int {
 			t.Fatalf("listen: %v", err)
 		}
 		port := l.Addr().(*net.TCPAddr).Port
+		if avoid[port] {
+			held = append(held, l) // bound until the end, so it is not offered again
+			continue
+		}
 		u, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
 		if err != nil {
 			l.Close()
