@@ -103,6 +103,7 @@ func newApp() *cli.App {
 				},
 			},
 			authCommand(),
+			benchCommand(),
 			{
 				Name:  "version",
 				Usage: "print kvctl's version",
