@@ -94,8 +94,10 @@ type benchResult struct {
 	Prepopulated       int               `json:"prepopulated"`
 	PrepopulateSeconds float64           `json:"prepopulate_seconds"`
 	WarmupSeconds      float64           `json:"warmup_seconds"`
-	Seconds            float64           `json:"seconds"` // measured: end of warmup to the last call's end
-	Ops                int64             `json:"ops"`     // successful calls started after the warmup
+	Seconds            float64           `json:"seconds"`               // measured: end of warmup to the last call's end
+	MeasuredFromUnixMs int64             `json:"measured_from_unix_ms"` // the measured run, to match with server-side samples
+	MeasuredToUnixMs   int64             `json:"measured_to_unix_ms"`
+	Ops                int64             `json:"ops"` // successful calls started after the warmup
 	Reads              int64             `json:"reads"`
 	Writes             int64             `json:"writes"`
 	OpsPerSec          float64           `json:"ops_per_sec"`
@@ -190,7 +192,9 @@ func runLoad(ctx context.Context, cfg benchConfig, stores []benchStore, progress
 	cpu0 := processCPU()
 	wg.Wait()
 	res.ClientCPUSeconds = (processCPU() - cpu0).Seconds()
-	res.Seconds = time.Since(measureFrom).Seconds()
+	measuredTo := time.Now()
+	res.Seconds = measuredTo.Sub(measureFrom).Seconds()
+	res.MeasuredFromUnixMs, res.MeasuredToUnixMs = measureFrom.UnixMilli(), measuredTo.UnixMilli()
 	close(stopProgress)
 	progressDone.Wait()
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/url"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -100,6 +101,8 @@ type benchJSON struct {
 	Clients      int              `json:"clients"`
 	Prepopulated int              `json:"prepopulated"`
 	Seconds      float64          `json:"seconds"`
+	FromMs       int64            `json:"measured_from_unix_ms"`
+	ToMs         int64            `json:"measured_to_unix_ms"`
 	Ops          int64            `json:"ops"`
 	Reads        int64            `json:"reads"`
 	Writes       int64            `json:"writes"`
@@ -148,6 +151,8 @@ func TestKVCtlBench(t *testing.T) {
 		assert.GreaterOrEqual(t, got.Seconds, 1.0, "the measured run lasts --duration")
 		assert.Less(t, got.Seconds, 7.0, "the measured run ends within --duration plus --timeout")
 		assert.Positive(t, got.OpsPerSec)
+		assert.InDelta(t, got.Seconds*1000, got.ToMs-got.FromMs, 2, "the measured run's bounds match its length")
+		assert.InDelta(t, time.Now().UnixMilli(), got.ToMs, 60_000, "the measured run ended just now")
 		assert.Positive(t, got.CPU, "kvctl's CPU time")
 		sane(t, got.Latency, 5_000_000)
 		return got
