@@ -23,6 +23,9 @@ const histMaxMicros = int64(10 * time.Minute / time.Microsecond)
 // gives up (a leader election right after start is answered Unavailable).
 const prepopulateTries = 5
 
+// errorPause is how long a worker waits after a failed call.
+const errorPause = 10 * time.Millisecond
+
 // workerStats is what one worker measured; only its worker touches it
 // until the run is over.
 type workerStats struct {
@@ -166,15 +169,19 @@ func runLoad(ctx context.Context, cfg benchConfig, stores []benchStore, progress
 					return
 				}
 				read, err := l.one(ctx)
-				if t0.Before(measureFrom) {
-					continue
+				measured := !t0.Before(measureFrom)
+				switch {
+				case err != nil:
+					if measured {
+						ws.fail(err)
+					}
+					// A refused connection fails at once: pause rather
+					// than spin on it.
+					time.Sleep(min(errorPause, time.Until(end)))
+				case measured:
+					ws.record(read, time.Since(t0))
+					done.Add(1)
 				}
-				if err != nil {
-					ws.fail(err)
-					continue
-				}
-				ws.record(read, time.Since(t0))
-				done.Add(1)
 			}
 		})
 	}
