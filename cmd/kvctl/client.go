@@ -56,27 +56,13 @@ func dial(c *cli.Context) (*client, error) {
 	if out != "table" && out != "json" {
 		return nil, fmt.Errorf("-o must be table or json, got %q", out)
 	}
-	var endpoints []string
-	for _, e := range strings.Split(c.String("endpoints"), ",") {
-		if e = strings.TrimSpace(e); e != "" {
-			endpoints = append(endpoints, e)
-		}
+	endpoints, err := splitList(c.String("endpoints"))
+	if err != nil {
+		return nil, fmt.Errorf("--endpoints: %w", err)
 	}
-	if len(endpoints) == 0 {
-		return nil, errors.New("--endpoints must name at least one HOST:PORT")
-	}
-	creds, err := transport(c.String("cacert"), c.String("cert"), c.String("key"))
+	opts, err := dialOptions(c)
 	if err != nil {
 		return nil, err
-	}
-	opts := []grpc.DialOption{
-		grpc.WithTransportCredentials(creds),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMessageBytes), grpc.MaxCallSendMsgSize(maxMessageBytes)),
-	}
-	if tok := c.String("token"); tok != "" {
-		opts = append(opts, grpc.WithUnaryInterceptor(func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
-			return invoker(metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+tok), method, req, reply, cc, opts...)
-		}))
 	}
 	cl := &client{output: out}
 	for _, e := range endpoints {
@@ -90,13 +76,62 @@ func dial(c *cli.Context) (*client, error) {
 	return cl, nil
 }
 
-// transport returns TLS credentials when any of the TLS flags is set:
-// the server is verified against --cacert (the system roots without it),
-// and --cert and --key, which go together, are the client certificate.
-// Without TLS flags the connection is plaintext, as dev mode serves.
+// errNoHostPort is returned by splitList for a list without any entry.
+var errNoHostPort = errors.New("must name at least one HOST:PORT")
+
+// splitList returns the non-empty, trimmed entries of a comma-separated
+// list, or errNoHostPort when there are none.
+func splitList(s string) ([]string, error) {
+	var out []string
+	for _, e := range strings.Split(s, ",") {
+		if e = strings.TrimSpace(e); e != "" {
+			out = append(out, e)
+		}
+	}
+	if len(out) == 0 {
+		return nil, errNoHostPort
+	}
+	return out, nil
+}
+
+// dialOptions returns the gRPC options every kvctl connection uses: the
+// TLS flags' credentials, the message size limits and, with --token, the
+// bearer token on every call.
+func dialOptions(c *cli.Context) ([]grpc.DialOption, error) {
+	creds, err := transport(c.String("cacert"), c.String("cert"), c.String("key"))
+	if err != nil {
+		return nil, err
+	}
+	opts := []grpc.DialOption{
+		grpc.WithTransportCredentials(creds),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMessageBytes), grpc.MaxCallSendMsgSize(maxMessageBytes)),
+	}
+	if tok := c.String("token"); tok != "" {
+		opts = append(opts, grpc.WithUnaryInterceptor(func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+			return invoker(metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+tok), method, req, reply, cc, opts...)
+		}))
+	}
+	return opts, nil
+}
+
+// transport returns TLS credentials when any of the TLS flags is set (see
+// tlsConfig); without TLS flags the connection is plaintext, as dev mode
+// serves.
 func transport(caFile, certFile, keyFile string) (credentials.TransportCredentials, error) {
+	cfg, err := tlsConfig(caFile, certFile, keyFile)
+	if err != nil || cfg == nil {
+		return insecure.NewCredentials(), err
+	}
+	return credentials.NewTLS(cfg), nil
+}
+
+// tlsConfig returns the client TLS configuration of the TLS flags, or nil
+// when none is set: the server is verified against --cacert (the system
+// roots without it), and --cert and --key, which go together, are the
+// client certificate.
+func tlsConfig(caFile, certFile, keyFile string) (*tls.Config, error) {
 	if caFile == "" && certFile == "" && keyFile == "" {
-		return insecure.NewCredentials(), nil
+		return nil, nil
 	}
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
 	if caFile != "" {
@@ -119,7 +154,7 @@ func transport(caFile, certFile, keyFile string) (credentials.TransportCredentia
 		}
 		cfg.Certificates = []tls.Certificate{pair}
 	}
-	return credentials.NewTLS(cfg), nil
+	return cfg, nil
 }
 
 // call runs f on each endpoint's connection in turn until one does not

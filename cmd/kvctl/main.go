@@ -10,6 +10,7 @@
 //	kvctl -o json shards
 //	kvctl secrets rotate
 //	kvctl auth token issue --ttl 1h alice
+//	kvctl bench put --clients 64 --duration 15s
 //
 // Flags of a command come before its arguments.
 //
@@ -103,6 +104,7 @@ func newApp() *cli.App {
 				},
 			},
 			authCommand(),
+			benchCommand(),
 			{
 				Name:  "version",
 				Usage: "print kvctl's version",
