@@ -33,6 +33,7 @@ func TestConverges(t *testing.T) {
 	}
 	var most, sum, balanced, evacuated, undos, undoRuns int
 	var mostSeed uint64
+	undoKinds := map[ActionKind]int{}
 	for _, seed := range seeds {
 		r := runRandom(t, seed)
 		if t.Failed() {
@@ -43,6 +44,9 @@ func TestConverges(t *testing.T) {
 			most, mostSeed = r.rounds, seed
 		}
 		undos += r.undos
+		for k, n := range r.undoKinds {
+			undoKinds[k] += n
+		}
 		if r.undos > 0 {
 			undoRuns++
 		}
@@ -53,12 +57,13 @@ func TestConverges(t *testing.T) {
 			evacuated++
 		}
 	}
-	t.Logf("%d clusters: rounds to converge mean %.1f, most %d (seed %d); %d checked for even replicas and leaders, %d for empty leaving nodes; %d actions undid the previous plan, in %d runs",
-		len(seeds), float64(sum)/float64(len(seeds)), most, mostSeed, balanced, evacuated, undos, undoRuns)
+	t.Logf("%d clusters: rounds to converge mean %.1f, most %d (seed %d); %d checked for even replicas and leaders, %d for empty leaving nodes; %d actions undid the previous plan (by kind %v), in %d runs",
+		len(seeds), float64(sum)/float64(len(seeds)), most, mostSeed, balanced, evacuated, undos, undoKinds, undoRuns)
 }
 
 type runResult struct {
 	rounds, undos       int
+	undoKinds           map[ActionKind]int
 	balanced, evacuated bool
 }
 
@@ -79,7 +84,7 @@ func runRandom(t *testing.T, seed uint64) runResult {
 	}
 	var prev []Action
 	undone := map[ring.ShardID]int{}
-	var res runResult
+	res := runResult{undoKinds: map[ActionKind]int{}}
 	for round := 1; ; round++ {
 		acts := Plan(s.c, cfg)
 		if err := s.checkPlan(acts); err != nil {
@@ -106,6 +111,7 @@ func runRandom(t *testing.T, seed uint64) runResult {
 		}
 		for _, a := range undoes(prev, acts) {
 			res.undos++
+			res.undoKinds[a.Kind]++
 			if undone[a.Shard]++; undone[a.Shard] > 3 {
 				fail("round %d: %s undoes the previous plan again:\n%s", round, a, formatPlan(prev))
 			}
