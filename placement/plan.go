@@ -570,11 +570,14 @@ func (p *planner) balanceReplicas(calm []*view) {
 	}
 }
 
-// moveTo returns the first step of a move of v from node src to node dst:
-// a new learner there, or the promotion of the learner that a
-// LearnersOnRest shard keeps there.
+// moveTo returns the first step of a move of v from node src (empty while
+// only the destination is being chosen) to node dst: a new learner there,
+// or the promotion of the learner that a LearnersOnRest shard keeps there.
 func (p *planner) moveTo(v *view, dst, src string) Action {
-	why := fmt.Sprintf("replicas %s=%d %s=%d", src, p.ld(src).replicas, dst, p.ld(dst).replicas)
+	why := ""
+	if src != "" {
+		why = fmt.Sprintf("replicas %s=%d %s=%d", src, p.ld(src).replicas, dst, p.ld(dst).replicas)
+	}
 	if ls := v.replicas(func(r *Replica) bool { return r.Node == dst }); len(ls) > 0 {
 		return act(v, Promote, ls[0], "", why)
 	}
