@@ -41,7 +41,8 @@
 //     voter: of the non-leader voters on alive nodes, the one whose node
 //     holds the most replicas, the oldest (lowest id) on ties. The leader's
 //     goes instead (leadership first) when its node holds two replicas
-//     more, or more than the node of the newest voter. A caught-up learner
+//     more, or more than the node of the newest voter; a down voter when
+//     no alive one can go. A caught-up learner
 //     of a shard with all its voters is promoted when it would not be the
 //     one to go, else removed. Which voter goes is chosen on the replica
 //     counts before the plan, never on bytes or leadership, so a move ends
@@ -89,5 +90,7 @@
 // replica back where one just left; the cluster still converges. Replica
 // ids are taken to grow with time (the executor allocates them from a
 // counter): ties keep the newer replica. Byte balance needs two nodes one
-// replica apart; when all counts are equal it waits.
+// replica apart; when all counts are equal it waits. A voter on a leaving
+// node whose removal would cost the quorum, because another voter is on a
+// down node, waits until that node comes back or is declared dead.
 package placement

@@ -495,6 +495,10 @@ func (p *planner) finishMove(v *view) (Action, bool) {
 		case v.keepsQuorum(p, d):
 			return act(v, RemoveReplica, d, "", fmt.Sprintf("%d voters, %d wanted; %s holds the most replicas (%d)", v.good, v.want, d.Node, p.ld(d.Node).replicas)), true
 		}
+		// No alive voter can go: a down one may, being beyond the count.
+		if ds := v.replicas(func(r *Replica) bool { return r.Role == RoleVoter && p.stateOf(r.Node) == NodeDown }); len(ds) > 0 {
+			return act(v, RemoveReplica, ds[0], "", fmt.Sprintf("%d voters, %d wanted, and no alive voter can go", v.good, v.want)), true
+		}
 		return Action{}, false
 	}
 	if v.LearnersOnRest {
