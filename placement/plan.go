@@ -81,6 +81,10 @@ type planner struct {
 	alive   []string // NodeAlive nodes, by name
 	staying int      // nodes whose replicas stay: alive or down
 	load    map[string]*nodeLoad
+	// held is the replica count per node before this plan. Which voter a
+	// move takes away is chosen on it, not on the projected loads, so that
+	// the moves that a plan finishes off one node all leave that node.
+	held map[string]int
 	// work holds, per node, the shards at work there: in flight before
 	// this plan or given an action by it (Config.MaxMovesPerNode).
 	work map[string]map[ring.ShardID]bool
@@ -179,6 +183,10 @@ func (p *planner) views(shards []Shard) []*view {
 			p.ld(v.leader.Node).leaders++
 		}
 		p.unsettled = p.unsettled || v.Busy || v.waiting
+	}
+	p.held = make(map[string]int, len(p.load))
+	for n, l := range p.load {
+		p.held[n] = l.replicas
 	}
 	return vs
 }
@@ -282,8 +290,8 @@ func (p *planner) outgoing(v *view, extra *Replica) *Replica {
 	for _, r := range append(v.replicas(func(r *Replica) bool {
 		return r.Role == RoleVoter && r != v.leader && p.stateOf(r.Node) == NodeAlive
 	}), extra) {
-		if r != nil && (best == nil || p.ld(r.Node).replicas > p.ld(best.Node).replicas ||
-			(p.ld(r.Node).replicas == p.ld(best.Node).replicas && r.ID < best.ID)) {
+		if r != nil && (best == nil || p.held[r.Node] > p.held[best.Node] ||
+			(p.held[r.Node] == p.held[best.Node] && r.ID < best.ID)) {
 			best = r
 		}
 	}
@@ -464,8 +472,8 @@ func (p *planner) drops(v *view, extra *Replica) *Replica {
 	if extra != nil {
 		newest = max(newest, extra.ID)
 	}
-	lead := p.ld(v.leader.Node).replicas
-	if out == nil || lead >= p.ld(out.Node).replicas+2 || (lead > p.ld(out.Node).replicas && out.ID == newest) {
+	lead := p.held[v.leader.Node]
+	if out == nil || lead >= p.held[out.Node]+2 || (lead > p.held[out.Node] && out.ID == newest) {
 		return v.leader
 	}
 	return out
@@ -486,6 +494,10 @@ func (p *planner) finishMove(v *view) (Action, bool) {
 			}
 		case v.keepsQuorum(p, d):
 			return act(v, RemoveReplica, d, "", fmt.Sprintf("%d voters, %d wanted; %s holds the most replicas (%d)", v.good, v.want, d.Node, p.ld(d.Node).replicas)), true
+		}
+		// No alive voter can go: a down one may, being beyond the count.
+		if ds := v.replicas(func(r *Replica) bool { return r.Role == RoleVoter && p.stateOf(r.Node) == NodeDown }); len(ds) > 0 {
+			return act(v, RemoveReplica, ds[0], "", fmt.Sprintf("%d voters, %d wanted, and no alive voter can go", v.good, v.want)), true
 		}
 		return Action{}, false
 	}
@@ -562,11 +574,14 @@ func (p *planner) balanceReplicas(calm []*view) {
 	}
 }
 
-// moveTo returns the first step of a move of v from node src to node dst:
-// a new learner there, or the promotion of the learner that a
-// LearnersOnRest shard keeps there.
+// moveTo returns the first step of a move of v from node src (empty while
+// only the destination is being chosen) to node dst: a new learner there,
+// or the promotion of the learner that a LearnersOnRest shard keeps there.
 func (p *planner) moveTo(v *view, dst, src string) Action {
-	why := fmt.Sprintf("replicas %s=%d %s=%d", src, p.ld(src).replicas, dst, p.ld(dst).replicas)
+	why := ""
+	if src != "" {
+		why = fmt.Sprintf("replicas %s=%d %s=%d", src, p.ld(src).replicas, dst, p.ld(dst).replicas)
+	}
 	if ls := v.replicas(func(r *Replica) bool { return r.Node == dst }); len(ls) > 0 {
 		return act(v, Promote, ls[0], "", why)
 	}
