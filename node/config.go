@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/cavedb/cave/placement"
 )
 
 // Config configures a Node. Fields map one to one to cave's flags; the
@@ -64,6 +66,15 @@ type Config struct {
 	ProposeTimeout time.Duration
 	// ReconcileInterval is how often the reconciler runs. Default 1s.
 	ReconcileInterval time.Duration
+	// Rebalance throttles the planner: how many moves one plan may start
+	// in all (--rebalance-max-moves) and per node (--rebalance-moves-per-node).
+	// Default placement.DefaultConfig's.
+	Rebalance placement.Config
+	// SnapshotBytesPerSecond caps the rate at which this node streams a
+	// shard snapshot to a new replica, the bulk of a replica move
+	// (--snapshot-bytes-per-sec), so moves leave foreground traffic room.
+	// Zero means no cap. Default 128 MiB/s.
+	SnapshotBytesPerSecond uint64
 	// Expert holds engine settings operators should leave alone.
 	Expert Expert
 	// MetaNamespaces are the key prefixes of the meta shard that other
@@ -149,12 +160,14 @@ func defaultEngineShards(procs int) uint64 {
 // default. Name, DataDir, the addresses and Logger are left for the caller.
 func DefaultConfig() Config {
 	return Config{
-		Shards:            4,
-		Replicas:          3,
-		MetaVoters:        5,
-		DeadNodeTimeout:   5 * time.Minute,
-		ProposeTimeout:    5 * time.Second,
-		ReconcileInterval: time.Second,
+		Shards:                 4,
+		Replicas:               3,
+		MetaVoters:             5,
+		DeadNodeTimeout:        5 * time.Minute,
+		ProposeTimeout:         5 * time.Second,
+		ReconcileInterval:      time.Second,
+		Rebalance:              placement.DefaultConfig(),
+		SnapshotBytesPerSecond: 128 << 20,
 		Expert: Expert{
 			RTTMillisecond:     20,
 			ElectionRTT:        25,
@@ -206,6 +219,15 @@ func (c Config) Validate() error {
 	}
 	if c.ReconcileInterval <= 0 {
 		bad("reconcile interval must be > 0, got %s", c.ReconcileInterval)
+	}
+	if c.Rebalance.MaxActions < 1 {
+		bad("--rebalance-max-moves must be >= 1, got %d", c.Rebalance.MaxActions)
+	}
+	if c.Rebalance.MaxMovesPerNode < 1 {
+		bad("--rebalance-moves-per-node must be >= 1, got %d", c.Rebalance.MaxMovesPerNode)
+	}
+	if err := c.Rebalance.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	e := c.Expert
 	if e.RTTMillisecond == 0 || e.ElectionRTT <= 2*e.HeartbeatRTT || e.HeartbeatRTT == 0 {

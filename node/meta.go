@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -17,10 +18,20 @@ import (
 // Keys of the meta shard. The meta shard is an ordinary shard state
 // machine; these keys are its schema.
 const (
-	keyClusterID   = "cluster/id"              // random hex id, written last at bootstrap
-	keySlots       = "cluster/slots"           // ring.Table.Encode()
-	keyNextReplica = "cluster/next-replica-id" // decimal counter, advanced by CAS
-	prefixReplicas = "replicas/"               // replicas/<shard>/<replica> -> "<node> <role>"
+	keyClusterID   = "cluster/id"               // random hex id, written last at bootstrap
+	keySlots       = "cluster/slots"            // ring.Table.Encode()
+	keyNextReplica = "cluster/next-replica-id"  // decimal counter, advanced by CAS
+	keyPaused      = "cluster/rebalance-paused" // "1" while automatic rebalancing is paused
+	prefixReplicas = "replicas/"                // replicas/<shard>/<replica> -> "<node> <role>"
+	prefixMoves    = "moves/"                   // moves/<shard> -> JSON move (moves.go)
+	prefixNodes    = "nodes/"                   // nodes/<name> -> "draining" | "removed"
+)
+
+// Node states an operator sets (nodes/<name>); a node without a record is
+// active.
+const (
+	nodeDraining = "draining"
+	nodeRemoved  = "removed"
 )
 
 func replicaKey(id ring.ShardID, rid uint64) string {
@@ -51,17 +62,30 @@ func parseReplicaValue(v []byte) (string, Role) {
 	return node, RoleVoter
 }
 
-// placement is a snapshot of the replica records in the meta shard.
-type placement struct {
-	clusterID string
-	byShard   map[ring.ShardID][]ReplicaView // Member is not set here
-	load      map[string]int
+// metaState is a snapshot of the cluster's records in the meta shard:
+// replicas, moves in flight, node states and the rebalancing switch.
+type metaState struct {
+	clusterID  string
+	byShard    map[ring.ShardID][]ReplicaView
+	moves      map[ring.ShardID]*recordedMove
+	nodeStates map[string]string // nodeDraining or nodeRemoved
+	paused     bool
 }
 
-// readPlacement reads every replica record from the local meta replica. It
-// fails with ErrNoReplica when this node has no meta replica yet and with
-// ErrNotInitialized before bootstrap has committed.
-func (n *Node) readPlacement(ctx context.Context, stale bool) (*placement, error) {
+// nodeOf returns the node of replica rid of shard id, or "".
+func (p *metaState) nodeOf(id ring.ShardID, rid uint64) string {
+	for _, r := range p.byShard[id] {
+		if r.ID == rid {
+			return r.Node
+		}
+	}
+	return ""
+}
+
+// readMetaState reads every replica, move and node record from the local
+// meta replica. It fails with ErrNoReplica when this node has no meta
+// replica yet and with ErrNotInitialized before bootstrap has committed.
+func (n *Node) readMetaState(ctx context.Context, stale bool) (*metaState, error) {
 	id, err := n.metaGet(ctx, keyClusterID, stale)
 	if err != nil {
 		return nil, err
@@ -69,25 +93,55 @@ func (n *Node) readPlacement(ctx context.Context, stale bool) (*placement, error
 	if id == nil {
 		return nil, ErrNotInitialized
 	}
-	p := &placement{clusterID: string(id.Value), byShard: map[ring.ShardID][]ReplicaView{}, load: map[string]int{}}
-	var after []byte
-	for {
-		res, err := n.List(ctx, ring.MetaShard, shard.ListQuery{Prefix: []byte(prefixReplicas), StartAfter: after, Limit: 1000}, stale)
-		if err != nil {
-			return nil, err
-		}
-		for _, kv := range res.Items {
-			sid, rid, ok := parseReplicaKey(string(kv.Key))
-			if !ok {
-				continue
-			}
+	p := &metaState{clusterID: string(id.Value), byShard: map[ring.ShardID][]ReplicaView{},
+		moves: map[ring.ShardID]*recordedMove{}, nodeStates: map[string]string{}}
+	err = n.scanMeta(ctx, prefixReplicas, stale, func(kv shard.KeyValue) {
+		if sid, rid, ok := parseReplicaKey(string(kv.Key)); ok {
 			node, role := parseReplicaValue(kv.Value)
 			p.byShard[sid] = append(p.byShard[sid], ReplicaView{ID: rid, Node: node, Role: role})
-			p.load[node]++
+		}
+	})
+	if err == nil {
+		err = n.scanMeta(ctx, prefixMoves, stale, func(kv shard.KeyValue) {
+			sid, perr := strconv.ParseUint(strings.TrimPrefix(string(kv.Key), prefixMoves), 10, 64)
+			var m move
+			if perr != nil || json.Unmarshal(kv.Value, &m) != nil {
+				n.lg.Warn("malformed move record ignored", "key", string(kv.Key))
+				return
+			}
+			p.moves[ring.ShardID(sid)] = &recordedMove{move: m, rev: kv.ModRevision}
+		})
+	}
+	if err == nil {
+		err = n.scanMeta(ctx, prefixNodes, stale, func(kv shard.KeyValue) {
+			p.nodeStates[strings.TrimPrefix(string(kv.Key), prefixNodes)] = string(kv.Value)
+		})
+	}
+	if err != nil {
+		return nil, err
+	}
+	paused, err := n.metaGet(ctx, keyPaused, stale)
+	if err != nil {
+		return nil, err
+	}
+	p.paused = paused != nil && string(paused.Value) == "1"
+	return p, nil
+}
+
+// scanMeta calls f for every meta key with prefix, in order.
+func (n *Node) scanMeta(ctx context.Context, prefix string, stale bool, f func(shard.KeyValue)) error {
+	var after []byte
+	for {
+		res, err := n.List(ctx, ring.MetaShard, shard.ListQuery{Prefix: []byte(prefix), StartAfter: after, Limit: 1000}, stale)
+		if err != nil {
+			return err
+		}
+		for _, kv := range res.Items {
+			f(kv)
 			after = kv.Key
 		}
 		if !res.More {
-			return p, nil
+			return nil
 		}
 	}
 }
@@ -183,7 +237,7 @@ func (n *Node) allocReplicaID(ctx context.Context) (uint64, error) {
 
 // ClusterID returns the cluster's id as recorded at bootstrap.
 func (n *Node) ClusterID(ctx context.Context) (string, error) {
-	if p := n.placement.Load(); p != nil {
+	if p := n.state.Load(); p != nil {
 		return p.clusterID, nil
 	}
 	kv, err := n.metaGet(ctx, keyClusterID, true)

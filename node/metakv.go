@@ -10,7 +10,7 @@ import (
 
 // The meta shard's own schema: no registered namespace may overlap it, so
 // no caller of MetaSwap can corrupt placement.
-var reservedMetaPrefixes = []string{"cluster/", prefixReplicas}
+var reservedMetaPrefixes = []string{"cluster/", prefixReplicas, prefixMoves, prefixNodes}
 
 // checkNamespace returns an error unless ns is a valid MetaNamespaces entry.
 func checkNamespace(ns string) error {

@@ -57,11 +57,18 @@ const (
 var readKinds = [2]string{"linearizable", "stale"}
 
 // reconcileKinds are the kind label values of
-// cave_node_reconcile_actions_total: the planner's ActionKinds and the
-// leadership hand-overs of balanceLeaders.
-var reconcileKinds = []string{ActCreate.String(), ActAdd.String(), ActRemove.String(), ActDropRecord.String(), kindLeaderTransfer}
+// cave_node_reconcile_actions_total: the steps of a move this node's
+// reconciler takes (moves.go), and the leadership hand-overs before a
+// leader's own replica is removed.
+var reconcileKinds = []string{stepRecord, stepAdd, stepCatchUp, stepPromote, stepRemove, stepTransfer, stepRollback, kindLeaderTransfer}
 
 const kindLeaderTransfer = "leader-transfer"
+
+// moveKinds and moveResults label cave_node_moves_total.
+var (
+	moveKinds   = []string{moveAdd, movePromote, moveRemove, moveTransfer}
+	moveResults = []string{"done", "rolled back", "dropped"}
+)
 
 // metrics holds a node's Prometheus metrics. Counters are updated on the
 // request path; the shard, membership and storage gauges are computed by
@@ -72,6 +79,8 @@ type metrics struct {
 	reads            *prometheus.CounterVec // shard, kind, result
 	leaderChanges    *prometheus.CounterVec // shard
 	reconcileActions *prometheus.CounterVec // kind, result
+	moves            *prometheus.CounterVec // kind, result
+	movesInFlight    prometheus.Gauge
 
 	// shards caches each shard's curried counters, so the request path
 	// neither formats labels nor allocates.
@@ -113,8 +122,21 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"shard"}),
 		reconcileActions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "cave_node_reconcile_actions_total",
-			Help: "Placement actions taken by this node's reconciler, by kind (create, add, remove, drop-record, leader-transfer) and result (ok, error).",
+			Help: "Move steps taken by this node's reconciler, by step (record, add, catch-up, promote, remove, transfer, rollback, leader-transfer) and result (ok, error).",
 		}, []string{"kind", "result"}),
+		moves: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cave_node_moves_total",
+			Help: "Replica and leader moves this node finished as the shard's leader, by kind (add, promote, remove, transfer) and result (done, rolled back, dropped).",
+		}, []string{"kind", "result"}),
+		movesInFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "cave_node_moves_in_flight",
+			Help: "Moves recorded in the meta shard and not finished, as the coordinator (the meta shard's leader) last saw them; 0 on other nodes.",
+		}),
+	}
+	for _, k := range moveKinds {
+		for _, r := range moveResults {
+			m.moves.WithLabelValues(k, r)
+		}
 	}
 	for _, k := range reconcileKinds {
 		m.reconcileActions.WithLabelValues(k, "ok")
@@ -125,7 +147,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 
 // register registers the counters and c on the registerer, all or none.
 func (m *metrics) register(c prometheus.Collector) error {
-	for _, col := range []prometheus.Collector{m.proposals, m.proposeSeconds, m.reads, m.leaderChanges, m.reconcileActions, c} {
+	for _, col := range []prometheus.Collector{m.proposals, m.proposeSeconds, m.reads, m.leaderChanges, m.reconcileActions, m.moves, m.movesInFlight, c} {
 		if err := m.reg.Register(col); err != nil {
 			m.unregister()
 			return err
@@ -183,6 +205,9 @@ func (m *metrics) read(id ring.ShardID, stale bool, err error) {
 		m.reads.WithLabelValues(c.label, readKinds[k], resultNames[r]).Inc()
 	}
 }
+
+// moveDone counts a finished move.
+func (m *metrics) moveDone(kind, result string) { m.moves.WithLabelValues(kind, result).Inc() }
 
 func (m *metrics) action(kind string, err error) {
 	result := "ok"

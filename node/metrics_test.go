@@ -64,7 +64,8 @@ func TestMetricsSeries(t *testing.T) {
 	m.read(3, true, nil)
 	m.read(3, false, translate(dragonboat.ErrShardNotReady, false))
 	m.action(kindLeaderTransfer, nil)
-	m.action(ActCreate.String(), errors.New("x"))
+	m.action(stepAdd, errors.New("x"))
+	m.moveDone(moveAdd, "rolled back")
 
 	series := gather(t, reg)
 	for _, s := range []string{
@@ -73,7 +74,8 @@ func TestMetricsSeries(t *testing.T) {
 		`cave_node_raft_reads_total{kind="stale",result="ok",shard="3"}`,
 		`cave_node_raft_reads_total{kind="linearizable",result="not_ready",shard="3"}`,
 		`cave_node_reconcile_actions_total{kind="leader-transfer",result="ok"}`,
-		`cave_node_reconcile_actions_total{kind="create",result="error"}`,
+		`cave_node_reconcile_actions_total{kind="add",result="error"}`,
+		`cave_node_moves_total{kind="add",result="rolled back"}`,
 	} {
 		assert.InDelta(t, 1, series[s], 0, "%s", s)
 	}

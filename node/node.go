@@ -38,9 +38,10 @@ type Node struct {
 	peers Peers
 	met   *metrics
 
-	table     atomic.Pointer[ring.Table]
-	placement atomic.Pointer[placement]
-	leaders   leaderSet
+	table   atomic.Pointer[ring.Table]
+	state   atomic.Pointer[metaState] // the meta records, cached by the reconciler
+	leaders leaderSet
+	sizes   shardSizes // the coordinator's cache of shard sizes
 
 	startMu sync.Mutex // serializes starting and stopping replicas
 
@@ -70,6 +71,7 @@ func New(cfg Config) (*Node, error) {
 	}
 	scfg := shard.DefaultConfig()
 	scfg.Logger = lg
+	scfg.SnapshotBytesPerSecond = cfg.SnapshotBytesPerSecond
 	store, err := shard.Open(filepath.Join(cfg.DataDir, "state"), scfg)
 	if err != nil {
 		return nil, fmt.Errorf("node: open state store: %w", err)
@@ -163,7 +165,7 @@ func (n *Node) startLocalReplicas() (bool, error) {
 	}
 	if len(latest) > 0 {
 		for id, rid := range latest {
-			if err := n.nh.StartOnDiskReplica(nil, false, n.store.StateMachineFactory(), n.shardConfig(id, rid, false)); err != nil {
+			if err := n.nh.StartOnDiskReplica(nil, false, n.store.StateMachineFactory(), n.shardConfig(id, rid, n.isLearner(ring.ShardID(id), rid))); err != nil {
 				return false, fmt.Errorf("node: restart shard %d replica %d: %w", id, rid, err)
 			}
 		}
@@ -370,7 +372,7 @@ func (n *Node) PrepareClose(timeout time.Duration) {
 // since the shards may have lost their quorum.
 func (n *Node) transferLeadership(timeout time.Duration) {
 	deadline := time.Now().Add(timeout)
-	p := n.placement.Load()
+	p := n.state.Load()
 	if p == nil {
 		return
 	}

@@ -26,11 +26,13 @@ func (n *Node) reconcileLoop() {
 	}
 }
 
-// reconcileOnce refreshes the cached placement, makes the local replicas
-// match the records naming this node, and plans and executes placement
-// actions for every shard whose leader is local. Only a shard's leader acts
-// on it, and replica ids come from a compare-and-swap counter in the meta
-// shard, so reconcilers on different nodes never contradict each other.
+// reconcileOnce refreshes the cached meta records, makes the local
+// replicas match the records naming this node, takes the next step of the
+// move of every shard whose leader is local, and, on the meta shard's
+// leader, plans the next moves of the whole cluster (coordinator.go).
+// Only a shard's leader changes its membership, each step is recorded in
+// the meta shard first, and replica ids come from a compare-and-swap
+// counter, so reconcilers on different nodes never contradict each other.
 func (n *Node) reconcileOnce(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, 10*n.cfg.ReconcileInterval)
 	defer cancel()
@@ -39,167 +41,61 @@ func (n *Node) reconcileOnce(ctx context.Context) {
 		meta = "1"
 	}
 	n.ms.setTag(tagMeta, meta)
-	p, err := n.readPlacement(ctx, false)
+	p, err := n.readMetaState(ctx, false)
 	if err != nil {
 		if !errors.Is(err, ErrNoReplica) && !errors.Is(err, ErrNotInitialized) && !errors.Is(err, ErrNotReady) {
 			n.lg.Warn("read placement", "err", err)
 		}
 		return
 	}
-	if old := n.placement.Swap(p); old == nil {
+	if old := n.state.Swap(p); old == nil {
 		n.lg.Info("cluster ready", "cluster_id", p.clusterID, "members", len(n.ms.members()))
 	}
 	n.syncLocalReplicas(ctx, p)
-	nodes := n.ms.views(time.Now())
-	var led []ring.ShardID
 	for _, si := range n.nh.GetNodeHostInfo(dragonboat.NodeHostInfoOption{SkipLogInfo: true}).ShardInfoList {
 		if si.LeaderID == 0 || si.LeaderID != si.ReplicaID {
 			continue
 		}
-		led = append(led, ring.ShardID(si.ShardID))
-		if err := n.reconcileShard(ctx, ring.ShardID(si.ShardID), p, nodes); err != nil && ctx.Err() == nil {
+		if err := n.reconcileShard(ctx, ring.ShardID(si.ShardID), p); err != nil && ctx.Err() == nil && !errors.Is(err, errMoveChanged) {
 			n.lg.Warn("reconcile shard", "shard_id", si.ShardID, "err", err)
 		}
 	}
-	n.balanceLeaders(led, p)
+	n.coordinate(ctx, p)
 }
 
-// balanceLeaders hands one leadership to a less loaded node when this node
-// leads more than its fair share, ceil(shards / live nodes), of the shards.
-// Leaders do the work of writes and linearizable reads, so spreading them
-// spreads the load. Counts come from gossip and may lag by a round; moving
-// one shard per round keeps the system from oscillating.
-func (n *Node) balanceLeaders(led []ring.ShardID, p *placement) {
-	counts := map[string]int{}
-	alive := 0
-	for _, m := range n.ms.members() {
-		if m.State == StateAlive && m.RaftAddr != "" && !m.Stopping {
-			alive++
-			counts[m.Name] = len(m.Leads)
-		}
-	}
-	counts[n.cfg.Name] = len(led)
-	if alive < 2 {
-		return
-	}
-	fair := (len(p.byShard) + alive - 1) / alive
-	if len(led) <= fair {
-		return
-	}
-	for _, id := range led {
-		for _, r := range p.byShard[id] {
-			c, ok := counts[r.Node]
-			if !ok || r.Node == n.cfg.Name || r.Role != RoleVoter || c+2 > len(led) {
-				continue
-			}
-			err := n.nh.RequestLeaderTransfer(uint64(id), r.ID)
-			n.met.action(kindLeaderTransfer, err)
-			if err == nil {
-				n.lg.Info("leadership handed over for balance", "shard_id", id, "target", r.Node, "leading", len(led), "fair", fair)
-				return
-			}
-		}
-	}
-}
-
-// reconcileShard plans and executes the placement actions of one locally
-// led shard.
-func (n *Node) reconcileShard(ctx context.Context, id ring.ShardID, p *placement, nodes []NodeView) error {
+// reconcileShard takes the next step of shard id's move, if it has one. The
+// shard's leader is local.
+func (n *Node) reconcileShard(ctx context.Context, id ring.ShardID, p *metaState) error {
 	m, err := n.nh.SyncGetShardMembership(ctx, uint64(id))
 	if err != nil {
 		return translate(err, false)
 	}
-	in := PlanInput{Shard: id, Voters: n.cfg.Replicas, Nodes: nodes, DeadAfter: n.cfg.DeadNodeTimeout, Load: p.load}
 	if id == ring.MetaShard {
-		in.Voters, in.LearnersOnRest = n.cfg.MetaVoters, true
-	}
-	for _, r := range p.byShard[id] {
-		_, voter := m.Nodes[r.ID]
-		_, learner := m.NonVotings[r.ID]
-		r.Member = voter || learner
-		in.Replicas = append(in.Replicas, r)
-		if id == ring.MetaShard && r.Member && r.Node != n.cfg.Name {
+		for _, r := range p.byShard[id] {
 			// A new node learns about its meta replica only through
 			// StartReplica; repeat it until the node reports running one.
-			if mem, ok := n.ms.member(r.Node); ok && mem.State == StateAlive && !n.ms.hasMeta(r.Node) {
-				n.notifyStart(ctx, mem, id, r.ID, r.Role)
+			_, voter := m.Nodes[r.ID]
+			_, learner := m.NonVotings[r.ID]
+			if (voter || learner) && r.Node != n.cfg.Name {
+				if mem, ok := n.ms.member(r.Node); ok && mem.State == StateAlive && !n.ms.hasMeta(r.Node) {
+					n.notifyStart(ctx, mem, id, r.ID, r.Role)
+				}
 			}
 		}
 	}
-	// With OrderedConfigChange every membership change names the config
-	// change it follows, so one change is made per round; the next round
-	// reads the new membership.
-	for _, a := range Plan(in) {
-		n.lg.Info("placement action", "shard_id", id, "action", a.Kind.String(), "replica_id", a.Replica, "target", a.Node, "role", a.Role.String(), "reason", a.Reason)
-		changed, err := n.execute(ctx, id, a, m)
-		n.met.action(a.Kind.String(), err)
-		if err != nil {
-			return fmt.Errorf("%s: %w", a, err)
-		}
-		if changed {
-			return nil
-		}
+	rm := p.moves[id]
+	if rm == nil {
+		return nil
 	}
-	return nil
-}
-
-// execute carries out one planned action on shard id, whose leader is
-// local and whose membership is m. It reports whether it changed the
-// membership.
-func (n *Node) execute(ctx context.Context, id ring.ShardID, a Action, m *dragonboat.Membership) (bool, error) {
-	switch a.Kind {
-	case ActCreate:
-		rid, err := n.allocReplicaID(ctx)
-		if err != nil {
-			return false, err
-		}
-		if _, err := n.metaWrite(ctx, shard.Op{Kind: shard.OpPut, Key: []byte(replicaKey(id, rid)),
-			Value: replicaValue(a.Node, a.Role), HasPrevRevision: true}); err != nil {
-			return false, err
-		}
-		a.Replica = rid
-		return true, n.addReplica(ctx, id, a, m.ConfigChangeID)
-	case ActAdd:
-		if _, gone := m.Removed[a.Replica]; gone {
-			return false, n.dropRecord(ctx, id, a.Replica)
-		}
-		return true, n.addReplica(ctx, id, a, m.ConfigChangeID)
-	case ActRemove:
-		if err := n.nh.SyncRequestDeleteReplica(ctx, uint64(id), a.Replica, m.ConfigChangeID); err != nil {
-			return false, translate(err, true)
-		}
-		n.lg.Info("replica removed from shard", "shard_id", id, "replica_id", a.Replica, "target", a.Node)
-		return true, n.dropRecord(ctx, id, a.Replica)
-	case ActDropRecord:
-		return false, n.dropRecord(ctx, id, a.Replica)
-	}
-	return false, nil
+	step := rm.Step
+	err = n.runMove(ctx, id, rm, m, p)
+	n.met.action(step, err)
+	return err
 }
 
 func (n *Node) dropRecord(ctx context.Context, id ring.ShardID, rid uint64) error {
 	_, err := n.metaWrite(ctx, shard.Op{Kind: shard.OpDelete, Key: []byte(replicaKey(id, rid))})
 	return err
-}
-
-// addReplica adds a recorded replica to the shard's membership and tells its
-// node to start it.
-func (n *Node) addReplica(ctx context.Context, id ring.ShardID, a Action, ccid uint64) error {
-	mem, ok := n.ms.member(a.Node)
-	if !ok || mem.RaftAddr == "" {
-		return fmt.Errorf("node %s has no raft address in gossip", a.Node)
-	}
-	var err error
-	if a.Role == RoleLearner {
-		err = n.nh.SyncRequestAddNonVoting(ctx, uint64(id), a.Replica, mem.RaftAddr, ccid)
-	} else {
-		err = n.nh.SyncRequestAddReplica(ctx, uint64(id), a.Replica, mem.RaftAddr, ccid)
-	}
-	if err != nil {
-		return translate(err, true)
-	}
-	n.lg.Info("replica added", "shard_id", id, "replica_id", a.Replica, "target", a.Node, "role", a.Role.String())
-	n.notifyStart(ctx, mem, id, a.Replica, a.Role)
-	return nil
 }
 
 // notifyStart asks mem to start replica rid of shard id. Failures are only
@@ -254,9 +150,17 @@ func (n *Node) StartReplica(ctx context.Context, id ring.ShardID, rid uint64, le
 			return err
 		}
 	}
-	if !restart {
+	if restart {
+		// The role it joined with, not the record's: see learners.go.
+		learner = n.isLearner(id, rid)
+	} else {
 		if err := n.store.RemoveShardData(id); err != nil {
 			return err
+		}
+		if learner {
+			if err := n.markLearner(id, rid); err != nil {
+				return err
+			}
 		}
 	}
 	if err := n.nh.StartOnDiskReplica(nil, !restart, n.store.StateMachineFactory(), n.shardConfig(uint64(id), rid, learner)); err != nil {
@@ -277,13 +181,14 @@ func (n *Node) removeData(ctx context.Context, id ring.ShardID, rid uint64) erro
 	if err := n.nh.SyncRemoveData(ctx, uint64(id), rid); err != nil {
 		return fmt.Errorf("node: remove raft data of shard %d replica %d: %w", id, rid, err)
 	}
+	n.clearLearner(id, rid)
 	return n.store.RemoveShardData(id)
 }
 
 // syncLocalReplicas starts replicas that the meta shard assigns to this node
 // but that do not run, and stops and deletes running replicas that the meta
 // shard no longer records (they were removed while this node was down).
-func (n *Node) syncLocalReplicas(ctx context.Context, p *placement) {
+func (n *Node) syncLocalReplicas(ctx context.Context, p *metaState) {
 	want := map[ring.ShardID]ReplicaView{}
 	for id, rs := range p.byShard {
 		for _, r := range rs {
@@ -295,6 +200,9 @@ func (n *Node) syncLocalReplicas(ctx context.Context, p *placement) {
 	running := map[ring.ShardID]uint64{}
 	for _, si := range n.nh.GetNodeHostInfo(dragonboat.NodeHostInfoOption{SkipLogInfo: true}).ShardInfoList {
 		running[ring.ShardID(si.ShardID)] = si.ReplicaID
+		if !si.IsNonVoting && n.isLearner(ring.ShardID(si.ShardID), si.ReplicaID) {
+			n.clearLearner(ring.ShardID(si.ShardID), si.ReplicaID) // promoted
+		}
 	}
 	for id, rid := range running {
 		if w, ok := want[id]; ok && w.ID == rid {

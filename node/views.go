@@ -31,7 +31,7 @@ type ShardStatus struct {
 // Shards returns the status of every shard, the meta shard first, from the
 // placement records and the leaders reported by local replicas or gossip.
 func (n *Node) Shards(ctx context.Context) ([]ShardStatus, error) {
-	p, err := n.readPlacement(ctx, false)
+	p, err := n.readMetaState(ctx, false)
 	if err != nil {
 		return nil, err
 	}
@@ -77,7 +77,7 @@ type Host struct {
 // reconciler and never blocks; it returns nothing before the first
 // reconcile.
 func (n *Node) ShardHosts(id ring.ShardID) []Host {
-	p := n.placement.Load()
+	p := n.state.Load()
 	if p == nil {
 		return nil
 	}
@@ -121,7 +121,7 @@ func (n *Node) LeaderHost(id ring.ShardID) (Host, bool) {
 		return Host{}, false
 	}
 	name := "" // the leader's node by the local replica's account
-	if p := n.placement.Load(); p != nil && rid != 0 {
+	if p := n.state.Load(); p != nil && rid != 0 {
 		for _, r := range p.byShard[id] {
 			if r.ID == rid {
 				name = r.Node

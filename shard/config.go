@@ -18,6 +18,10 @@ type Config struct {
 	// memtables absorb more writes between flushes. Default 16 MiB; it must be
 	// at least 1 MiB and below 4 GiB.
 	MemTableBytes int64
+	// SnapshotBytesPerSecond caps the rate at which SaveSnapshot writes a
+	// shard's snapshot stream: the bytes a new replica receives when a
+	// replica moves. Zero means no cap. Default 0.
+	SnapshotBytesPerSecond uint64
 	// Logger receives the store's and Pebble's log lines. Required: there is
 	// no default.
 	Logger *slog.Logger

@@ -50,7 +50,7 @@ func (m *StateMachine) SaveSnapshot(state any, w io.Writer, done <-chan struct{}
 	}
 	defer m.store.release()
 	defer m.releaseSnapshot(st.snap)
-	err := m.saveSnapshot(st, w, done)
+	err := m.saveSnapshot(st, throttle(w, m.store.snapshotBytesPerSecond, done), done)
 	if err != nil && !errors.Is(err, sm.ErrSnapshotStopped) {
 		return fmt.Errorf("shard %d: save snapshot at index %d: %w", m.id, st.m.applied, err)
 	}

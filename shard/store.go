@@ -26,6 +26,8 @@ type ReplicaID uint64
 type Store struct {
 	lg                *slog.Logger
 	recoverBatchBytes int
+	// snapshotBytesPerSecond caps SaveSnapshot's stream; 0: no cap.
+	snapshotBytesPerSecond uint64
 
 	// mu guards closed and every use of db: an operation holds mu.RLock while
 	// it uses db, and Close takes mu.Lock, so db is never used once closed.
@@ -81,10 +83,11 @@ func Open(dir string, cfg Config) (*Store, error) {
 	}
 	cfg.Logger.Info("store opened", "dir", dir)
 	return &Store{
-		lg:                cfg.Logger,
-		recoverBatchBytes: cfg.Expert.RecoverBatchBytes,
-		db:                db,
-		open:              make(map[ring.ShardID]*StateMachine),
+		lg:                     cfg.Logger,
+		recoverBatchBytes:      cfg.Expert.RecoverBatchBytes,
+		snapshotBytesPerSecond: cfg.SnapshotBytesPerSecond,
+		db:                     db,
+		open:                   make(map[ring.ShardID]*StateMachine),
 	}, nil
 }
 
