@@ -20,8 +20,7 @@ const keyringKey = MetaNamespace + "keyring"
 
 // Store reads and compare-and-swaps single keys (the gateway backs it with
 // the meta shard); the Manager keeps its one key under MetaNamespace.
-// Implementations
-// must be safe for concurrent use.
+// Implementations must be safe for concurrent use.
 type Store interface {
 	// Get returns the value stored under key and its mod revision, or
 	// found=false and no error when the key is absent. A stale read may
