@@ -8,7 +8,6 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/cavedb/cave/node"
 	secretsv1 "github.com/cavedb/cave/proto/cave/secrets/v1"
 	"github.com/cavedb/cave/secrets"
 )
@@ -16,8 +15,8 @@ import (
 // SecretsConfig configures secret=true values and the Secrets service.
 type SecretsConfig struct {
 	// Meta stores the cluster's wrapped keyring under
-	// node.MetaSecrets+"keyring": the node. Required.
-	Meta MetaStore
+	// secrets.MetaNamespace: NodeMeta of the node. Required.
+	Meta secrets.Store
 	// KEK returns the key-encryption key that wraps the cluster key: the
 	// content of --kek-file, or DevKEK in dev mode and with --insecure.
 	// Every node of a cluster must return the same key. Required.
@@ -46,28 +45,6 @@ func DevKEK(c interface {
 		}
 		return secrets.DeriveDevKEK(id), nil
 	}
-}
-
-// keyringKey is where the wrapped cluster keyring lives in the meta shard.
-const keyringKey = node.MetaSecrets + "keyring"
-
-// metaKeyring is secrets.Store over the meta shard.
-type metaKeyring struct{ meta MetaStore }
-
-var _ secrets.Store = metaKeyring{}
-
-// Load implements secrets.Store.
-func (m metaKeyring) Load(ctx context.Context, stale bool) ([]byte, int64, error) {
-	kv, err := m.meta.MetaGet(ctx, keyringKey, stale)
-	if err != nil || kv == nil {
-		return nil, 0, err
-	}
-	return kv.Value, kv.ModRevision, nil
-}
-
-// Swap implements secrets.Store with a conditional meta write.
-func (m metaKeyring) Swap(ctx context.Context, data []byte, prev int64) (int64, bool, error) {
-	return m.meta.MetaSwap(ctx, keyringKey, data, prev)
 }
 
 // seal returns the value to store for a Put of value under key: the value

@@ -185,8 +185,8 @@ func run(c *cli.Context) error {
 	gcfg.TLS = tlsSrc
 	// Access control is on exactly when TLS is: dev mode and --insecure
 	// stay open, as their startup warning says.
-	gcfg.Auth.Enabled, gcfg.Auth.Meta, gcfg.Auth.Audit = tlsSrc != nil, nd, auditLog
-	gcfg.Secrets = gateway.SecretsConfig{Meta: nd, KEK: gateway.DevKEK(nd)}
+	gcfg.Auth.Enabled, gcfg.Auth.Meta, gcfg.Auth.Audit = tlsSrc != nil, gateway.NodeMeta{Node: nd}, auditLog
+	gcfg.Secrets = gateway.SecretsConfig{Meta: gateway.NodeMeta{Node: nd}, KEK: gateway.DevKEK(nd)}
 	if kek != nil {
 		gcfg.Secrets.KEK = func(context.Context) ([]byte, error) { return kek, nil }
 	}

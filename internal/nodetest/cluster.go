@@ -551,13 +551,13 @@ func (c *Cluster) start(m *member, httpLn, grpcLn net.Listener) error {
 	gcfg.Metrics, gcfg.Gatherer, gcfg.Logs = reg, reg, logs
 	gcfg.System = gateway.SystemInfo{Version: "test", Commit: "test", BuildDate: "test", Mode: "test", Insecure: tlsSrc == nil, DataDir: m.dir}
 	gcfg.TLS = tlsSrc
-	gcfg.Secrets = gateway.SecretsConfig{Meta: nd, KEK: gateway.DevKEK(nd)}
+	gcfg.Secrets = gateway.SecretsConfig{Meta: gateway.NodeMeta{Node: nd}, KEK: gateway.DevKEK(nd)}
 	if c.set.kek != nil {
 		if kek := c.set.kek(m.name); kek != nil {
 			gcfg.Secrets.KEK = func(context.Context) ([]byte, error) { return kek, nil }
 		}
 	}
-	gcfg.Auth.Meta, gcfg.Auth.Enabled = nd, c.set.acl
+	gcfg.Auth.Meta, gcfg.Auth.Enabled = gateway.NodeMeta{Node: nd}, c.set.acl
 	if c.set.audit != nil {
 		acfg := audit.DefaultConfig()
 		acfg.Writer, acfg.Logger = c.set.audit, lg
