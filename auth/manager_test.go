@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	crand "crypto/rand"
 	"errors"
 	"log/slog"
 	"strings"
@@ -14,7 +15,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/cavedb/cave/acl"
 	"github.com/cavedb/cave/acl/action"
+	"github.com/cavedb/cave/internal/logbuf"
 	"github.com/cavedb/cave/internal/metatest"
 )
 
@@ -36,16 +39,103 @@ func newTestManager(t *testing.T, st Store, now *atomic.Int64, lg *slog.Logger) 
 	return m
 }
 
-// bootstrapped returns a Manager over a new store that holds the
-// bootstrap policy, and the store.
-func bootstrapped(t *testing.T, now *atomic.Int64) (*Manager, *metatest.Store) {
+// bootstrapped returns two Managers, two nodes, over a new store that
+// holds the bootstrap policy, which m created; their clock reads *now.
+func bootstrapped(t *testing.T, now *atomic.Int64) (m, other *Manager, st *metatest.Store) {
 	t.Helper()
-	st := metatest.New()
-	m := newTestManager(t, st, now, nil)
+	st = metatest.New()
+	m, other = newTestManager(t, st, now, nil), newTestManager(t, st, now, nil)
 	created, err := m.Bootstrap(t.Context())
 	require.NoError(t, err)
 	require.True(t, created)
-	return m, st
+	return m, other, st
+}
+
+func TestPolicyDocValidate(t *testing.T) {
+	t.Parallel()
+	_, rec, err := NewToken(crand.Reader, "root", time.Time{})
+	require.NoError(t, err)
+	id := rec.ID
+	cases := []struct {
+		name   string
+		change func(d *policyDoc)
+	}{
+		{"user under another name", func(d *policyDoc) { d.Users["x"] = User{Name: "y"} }},
+		{"bad user name", func(d *policyDoc) { d.Users["a b"] = User{Name: "a b"} }},
+		{"unknown role", func(d *policyDoc) { d.Users["x"] = User{Name: "x", Roles: []string{"nope"}} }},
+		{"bad role name", func(d *policyDoc) { d.Roles["a/b"] = nil }},
+		{"bad action", func(d *policyDoc) { d.Roles["r"] = []Grant{{Prefix: "a/", Action: "fly"}} }},
+		{"star in prefix", func(d *policyDoc) { d.Roles["r"] = []Grant{{Prefix: "a*", Action: action.Read}} }},
+		{"token under another id", func(d *policyDoc) {
+			d.Tokens["AAAAAAAAAAAA"] = rec
+		}},
+		{"token without hash", func(d *policyDoc) { d.Tokens[id] = TokenRecord{ID: id, User: "root", Salt: rec.Salt} }},
+		{"token without salt", func(d *policyDoc) { d.Tokens[id] = TokenRecord{ID: id, User: "root", Hash: rec.Hash} }},
+	}
+	assert.NoError(t, bootstrapPolicy().validate())
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			d := bootstrapPolicy()
+			tc.change(d)
+			assert.Error(t, d.validate())
+		})
+	}
+}
+
+// TestACLPolicySubjects: users and roles reach the Enforcer under
+// distinct subjects, so that a user named like a role holds nothing.
+func TestACLPolicySubjects(t *testing.T) {
+	t.Parallel()
+	d := bootstrapPolicy()
+	d.Roles["reader"] = []Grant{{Prefix: "app/", Action: action.Read}}
+	d.Users["alice"] = User{Name: "alice", Roles: []string{"reader"}}
+	assert.Equal(t, acl.Policy{
+		Grants: []acl.Grant{
+			{Subject: "role:admin", Prefix: "", Action: action.Admin},
+			{Subject: "role:reader", Prefix: "app/", Action: action.Read},
+		},
+		Bindings: []acl.Binding{{User: "user:alice", Role: "role:reader"}, {User: "user:root", Role: "role:admin"}},
+	}, d.aclPolicy())
+}
+
+func TestPolicyDocClone(t *testing.T) {
+	t.Parallel()
+	d := bootstrapPolicy()
+	c := d.clone()
+	u := c.Users[RootUser]
+	u.Roles[0] = "changed"
+	c.Roles[AdminRole][0].Prefix = "changed/"
+	c.Tokens["x"] = TokenRecord{}
+	assert.Equal(t, bootstrapPolicy(), d, "changing a clone leaves the original alone")
+	assert.NotNil(t, (&policyDoc{}).clone().Tokens, "a clone always has a token map")
+}
+
+func TestTokenTTL(t *testing.T) {
+	t.Parallel()
+	maxSeconds := int64(MaxTokenTTL / time.Second)
+	cases := []struct {
+		seconds int64
+		want    time.Duration
+		ok      bool
+	}{
+		{0, DefaultTokenTTL, true},
+		{1, time.Second, true},
+		{600, 10 * time.Minute, true},
+		{maxSeconds, MaxTokenTTL, true},
+		{maxSeconds + 1, 0, false},
+		{-1, 0, false},
+		{1 << 62, 0, false},
+	}
+	for _, tc := range cases {
+		got, err := TokenTTL(tc.seconds)
+		if !tc.ok {
+			assert.ErrorIs(t, err, ErrInvalidTTL, "%d seconds", tc.seconds)
+			continue
+		}
+		require.NoError(t, err, "%d seconds", tc.seconds)
+		assert.Equal(t, tc.want, got, "%d seconds", tc.seconds)
+	}
 }
 
 func TestManagerConfigValidate(t *testing.T) {
@@ -102,14 +192,16 @@ func TestManagerBootstrap(t *testing.T) {
 	}
 }
 
+// errOf returns the error of a call that also returns a value.
+func errOf[T any](_ T, err error) error { return err }
+
 // TestManagerChanges runs every change and list against one store, and
 // checks that refused changes store nothing.
 func TestManagerChanges(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	var now atomic.Int64
-	m, st := bootstrapped(t, &now)
-	other := newTestManager(t, st, &now, nil)
+	m, other, st := bootstrapped(t, &now)
 
 	r, err := m.AddRole(ctx, "reader")
 	require.NoError(t, err)
@@ -141,48 +233,37 @@ func TestManagerChanges(t *testing.T) {
 	rev := st.Rev()
 	refused := []struct {
 		name string
-		do   func() error
+		err  error
 		want error
 	}{
-		{"existing user", func() error { _, err := m.AddUser(ctx, "alice", nil); return err }, ErrExists},
-		{"user with unknown role", func() error { _, err := m.AddUser(ctx, "bob", []string{"nope"}); return err }, ErrNotFound},
-		{"bad user name", func() error { _, err := m.AddUser(ctx, "a b", nil); return err }, ErrInvalidName},
-		{"empty user name", func() error { _, err := m.AddUser(ctx, "", nil); return err }, ErrInvalidName},
-		{"bad role name of a user", func() error { _, err := m.AddUser(ctx, "bob", []string{"a/b"}); return err }, ErrInvalidName},
-		{"existing role", func() error { _, err := m.AddRole(ctx, "reader"); return err }, ErrExists},
-		{"bad role name", func() error { _, err := m.AddRole(ctx, "a/b"); return err }, ErrInvalidName},
-		{"remove unknown user", func() error { return m.RemoveUser(ctx, "nobody") }, ErrNotFound},
-		{"remove unknown role", func() error { return m.RemoveRole(ctx, "nope") }, ErrNotFound},
-		{"remove the admin role", func() error { return m.RemoveRole(ctx, AdminRole) }, ErrBuiltIn},
-		{"grant a bad action", func() error {
-			_, err := m.Grant(ctx, "reader", Grant{Prefix: "x/", Action: "fly"})
-			return err
-		}, ErrInvalidGrant},
-		{"grant a prefix with a star", func() error {
-			_, err := m.Grant(ctx, "reader", Grant{Prefix: "a*", Action: action.Read})
-			return err
-		}, ErrInvalidGrant},
-		{"grant to an unknown role", func() error {
-			_, err := m.Grant(ctx, "nope", Grant{Prefix: "x/", Action: action.Read})
-			return err
-		}, ErrNotFound},
-		{"revoke a missing grant", func() error {
-			_, err := m.Revoke(ctx, "reader", Grant{Prefix: "zzz/", Action: action.Read})
-			return err
-		}, ErrNotFound},
-		{"revoke admin on every key", func() error {
-			_, err := m.Revoke(ctx, AdminRole, Grant{Prefix: "", Action: action.Admin})
-			return err
-		}, ErrBuiltIn},
-		{"bind an unknown user", func() error { _, err := m.BindRole(ctx, "nobody", "reader"); return err }, ErrNotFound},
-		{"bind an unknown role", func() error { _, err := m.BindRole(ctx, "alice", "nope"); return err }, ErrNotFound},
-		{"unbind a role not bound", func() error { _, err := m.UnbindRole(ctx, RootUser, "reader"); return err }, ErrNotFound},
-		{"token for an unknown user", func() error { _, _, err := m.IssueToken(ctx, "nobody", time.Hour); return err }, ErrNotFound},
-		{"revoke an unknown token", func() error { return m.RevokeToken(ctx, "AAAAAAAAAAAA") }, ErrNotFound},
-		{"revoke a malformed token id", func() error { return m.RevokeToken(ctx, "short") }, ErrInvalidToken},
+		{"existing user", errOf(m.AddUser(ctx, "alice", nil)), ErrExists},
+		{"user with unknown role", errOf(m.AddUser(ctx, "bob", []string{"nope"})), ErrNotFound},
+		{"bad user name", errOf(m.AddUser(ctx, "a b", nil)), ErrInvalidName},
+		{"empty user name", errOf(m.AddUser(ctx, "", nil)), ErrInvalidName},
+		{"bad role name of a user", errOf(m.AddUser(ctx, "bob", []string{"a/b"})), ErrInvalidName},
+		{"existing role", errOf(m.AddRole(ctx, "reader")), ErrExists},
+		{"bad role name", errOf(m.AddRole(ctx, "a/b")), ErrInvalidName},
+		{"remove unknown user", m.RemoveUser(ctx, "nobody"), ErrNotFound},
+		{"remove unknown role", m.RemoveRole(ctx, "nope"), ErrNotFound},
+		{"remove the admin role", m.RemoveRole(ctx, AdminRole), ErrBuiltIn},
+		{"grant a bad action", errOf(m.Grant(ctx, "reader", Grant{Prefix: "x/", Action: "fly"})), ErrInvalidGrant},
+		{"grant a prefix with a star", errOf(m.Grant(ctx, "reader", Grant{Prefix: "a*", Action: action.Read})), ErrInvalidGrant},
+		{"grant to an unknown role", errOf(m.Grant(ctx, "nope", Grant{Prefix: "x/", Action: action.Read})), ErrNotFound},
+		{"grant to a bad role name", errOf(m.Grant(ctx, "a,b", Grant{Prefix: "x/", Action: action.Read})), ErrInvalidName},
+		{"revoke a missing grant", errOf(m.Revoke(ctx, "reader", Grant{Prefix: "zzz/", Action: action.Read})), ErrNotFound},
+		{"revoke admin on every key", errOf(m.Revoke(ctx, AdminRole, Grant{Prefix: "", Action: action.Admin})), ErrBuiltIn},
+		{"bind an unknown user", errOf(m.BindRole(ctx, "nobody", "reader")), ErrNotFound},
+		{"bind an unknown role", errOf(m.BindRole(ctx, "alice", "nope")), ErrNotFound},
+		{"bind a bad role name", errOf(m.BindRole(ctx, "alice", "")), ErrInvalidName},
+		{"unbind a role not bound", errOf(m.UnbindRole(ctx, RootUser, "reader")), ErrNotFound},
+		{"unbind from an unknown user", errOf(m.UnbindRole(ctx, "nobody", "reader")), ErrNotFound},
+		{"revoke an unknown token", m.RevokeToken(ctx, "AAAAAAAAAAAA"), ErrNotFound},
+		{"revoke a malformed token id", m.RevokeToken(ctx, "short"), ErrInvalidToken},
 	}
+	_, _, err = m.IssueToken(ctx, "nobody", time.Hour)
+	assert.ErrorIs(t, err, ErrNotFound, "token for an unknown user")
 	for _, tc := range refused {
-		assert.ErrorIs(t, tc.do(), tc.want, tc.name)
+		assert.ErrorIs(t, tc.err, tc.want, tc.name)
 	}
 	assert.Equal(t, rev, st.Rev(), "no refused change stored anything")
 
@@ -240,8 +321,7 @@ func TestManagerTokens(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	var now atomic.Int64
-	m, st := bootstrapped(t, &now)
-	other := newTestManager(t, st, &now, nil)
+	m, other, _ := bootstrapped(t, &now)
 	_, err := other.Refresh(ctx)
 	require.NoError(t, err)
 
@@ -299,8 +379,7 @@ func TestManagerConcurrentChanges(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	var now atomic.Int64
-	m, st := bootstrapped(t, &now)
-	other := newTestManager(t, st, &now, nil)
+	m, other, st := bootstrapped(t, &now)
 
 	var fired atomic.Bool
 	st.BeforeSwap(func() {
@@ -341,7 +420,7 @@ func TestManagerBadStore(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	var now atomic.Int64
-	m, st := bootstrapped(t, &now)
+	m, _, st := bootstrapped(t, &now)
 
 	st.Put(policyKey, []byte("not json"))
 	_, err := m.Refresh(ctx)
@@ -362,30 +441,6 @@ func TestManagerBadStore(t *testing.T) {
 	assert.True(t, m.AllowedAdmin(RootUser))
 }
 
-// recorder is a slog.Handler that keeps the messages of its records.
-type recorder struct {
-	mu   sync.Mutex
-	msgs []string
-}
-
-func (r *recorder) Enabled(context.Context, slog.Level) bool { return true }
-func (r *recorder) WithAttrs([]slog.Attr) slog.Handler       { return r }
-func (r *recorder) WithGroup(string) slog.Handler            { return r }
-func (r *recorder) Handle(_ context.Context, rec slog.Record) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if rec.Level >= slog.LevelWarn {
-		r.msgs = append(r.msgs, rec.Message)
-	}
-	return nil
-}
-
-func (r *recorder) warnings() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return len(r.msgs)
-}
-
 // TestManagerRun: on the fake clock of a synctest bubble, Run creates the
 // bootstrap policy once across two nodes, picks up another node's change
 // within a reload interval, warns once per run of failures and not at
@@ -395,9 +450,10 @@ func TestManagerRun(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		st := metatest.New()
 		var now atomic.Int64
-		rec := &recorder{}
+		logs := logbuf.NewBuffer(64)
+		warnings := func() int { return len(logs.Query(logbuf.Query{MinLevel: slog.LevelWarn})) }
 		cfg := DefaultManagerConfig()
-		cfg.Store, cfg.Logger = st, slog.New(rec)
+		cfg.Store, cfg.Logger = st, slog.New(logbuf.NewHandler(slog.DiscardHandler, logs, slog.LevelWarn))
 		cfg.Now = func() time.Time { return epoch.Add(time.Duration(now.Load())) }
 		expected := errors.New("starting")
 		cfg.Expected = func(err error, loaded bool) bool { return errors.Is(err, expected) && !loaded }
@@ -415,7 +471,7 @@ func TestManagerRun(t *testing.T) {
 		time.Sleep(3 * reloadInterval)
 		synctest.Wait()
 		assert.False(t, a.Loaded())
-		assert.Zero(t, rec.warnings(), "an expected failure is not warned about")
+		assert.Zero(t, warnings(), "an expected failure is not warned about")
 
 		st.Fail(nil)
 		time.Sleep(2 * reloadInterval) // the node that lost the creation loads it next time
@@ -441,7 +497,7 @@ func TestManagerRun(t *testing.T) {
 		st.Fail(errors.New("meta shard unavailable"))
 		time.Sleep(5 * reloadInterval)
 		synctest.Wait()
-		assert.Equal(t, 1, rec.warnings(), "a run of failures is warned about once")
+		assert.Equal(t, 1, warnings(), "a run of failures is warned about once")
 		assert.True(t, a.Allowed("alice", "app/x", action.Read), "the loaded policy stays in force")
 		st.Fail(nil)
 		time.Sleep(reloadInterval)
@@ -449,7 +505,7 @@ func TestManagerRun(t *testing.T) {
 		st.Fail(expected)
 		time.Sleep(2 * reloadInterval)
 		synctest.Wait()
-		assert.Equal(t, 2, rec.warnings(), "after a success, a new run of failures is warned about; once a policy has loaded, even an expected error")
+		assert.Equal(t, 2, warnings(), "after a success, a new run of failures is warned about; once a policy has loaded, even an expected error")
 
 		cancel()
 		wg.Wait()

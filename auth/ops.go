@@ -91,13 +91,20 @@ func (m *Manager) ListUsers(ctx context.Context) ([]User, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := make([]User, 0, len(s.doc.Users))
-	for _, name := range slices.Sorted(maps.Keys(s.doc.Users)) {
-		u := s.doc.Users[name]
+	return sortedValues(s.doc.Users, func(_ string, u User) User {
 		u.Roles = slices.Clone(u.Roles)
-		out = append(out, u)
+		return u
+	}), nil
+}
+
+// sortedValues returns conv of each name and value of byName, sorted by
+// name.
+func sortedValues[V, T any](byName map[string]V, conv func(name string, v V) T) []T {
+	out := make([]T, 0, len(byName))
+	for _, name := range slices.Sorted(maps.Keys(byName)) {
+		out = append(out, conv(name, byName[name]))
 	}
-	return out, nil
+	return out
 }
 
 // AddRole adds the role name, without grants.
@@ -148,74 +155,73 @@ func (m *Manager) ListRoles(ctx context.Context) ([]Role, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := make([]Role, 0, len(s.doc.Roles))
-	for _, name := range slices.Sorted(maps.Keys(s.doc.Roles)) {
-		out = append(out, Role{Name: name, Grants: slices.Clone(s.doc.Roles[name])})
-	}
-	return out, nil
+	return sortedValues(s.doc.Roles, func(name string, grants []Grant) Role {
+		return Role{Name: name, Grants: slices.Clone(grants)}
+	}), nil
 }
 
-// checkGrant validates the role and grant of Grant and Revoke.
-func checkGrant(role string, g Grant) error {
+// changeGrants replaces the grants of role, which must exist, with what
+// edit returns for them, after checking role and g, and returns the role
+// as stored.
+func (m *Manager) changeGrants(ctx context.Context, role string, g Grant, edit func(grants []Grant) ([]Grant, error)) (Role, error) {
 	if err := checkName("role name", role); err != nil {
-		return err
+		return Role{}, err
 	}
-	return g.validate()
+	if err := g.validate(); err != nil {
+		return Role{}, err
+	}
+	d, err := m.update(ctx, func(d *policyDoc) error {
+		grants, ok := d.Roles[role]
+		if !ok {
+			return roleNotFound(role)
+		}
+		grants, err := edit(grants)
+		if err != nil {
+			return err
+		}
+		d.Roles[role] = grants
+		return nil
+	})
+	if err != nil {
+		return Role{}, err
+	}
+	return Role{Name: role, Grants: d.Roles[role]}, nil
 }
 
 // Grant adds g to role; a grant the role holds already is not added
 // twice. It returns the role as stored.
 func (m *Manager) Grant(ctx context.Context, role string, g Grant) (Role, error) {
-	if err := checkGrant(role, g); err != nil {
-		return Role{}, err
-	}
-	d, err := m.update(ctx, func(d *policyDoc) error {
-		grants, ok := d.Roles[role]
-		if !ok {
-			return roleNotFound(role)
-		}
+	return m.changeGrants(ctx, role, g, func(grants []Grant) ([]Grant, error) {
 		if !slices.Contains(grants, g) {
-			d.Roles[role] = append(grants, g)
+			grants = append(grants, g)
 		}
-		return nil
+		return grants, nil
 	})
-	if err != nil {
-		return Role{}, err
-	}
-	return Role{Name: role, Grants: d.Roles[role]}, nil
 }
 
 // Revoke removes g from role, which must hold it, and returns the role as
 // stored. AdminRole's admin on every key is ErrBuiltIn.
 func (m *Manager) Revoke(ctx context.Context, role string, g Grant) (Role, error) {
-	if err := checkGrant(role, g); err != nil {
-		return Role{}, err
-	}
 	if role == AdminRole && g == adminGrant {
 		return Role{}, fmt.Errorf("%w: the role %q keeps admin on every key", ErrBuiltIn, AdminRole)
 	}
-	d, err := m.update(ctx, func(d *policyDoc) error {
-		grants, ok := d.Roles[role]
-		if !ok {
-			return roleNotFound(role)
-		}
+	return m.changeGrants(ctx, role, g, func(grants []Grant) ([]Grant, error) {
 		i := slices.Index(grants, g)
 		if i < 0 {
-			return fmt.Errorf("%w: role %q has no grant of %s on %q", ErrNotFound, role, g.Action, g.Prefix)
+			return nil, fmt.Errorf("%w: role %q has no grant of %s on %q", ErrNotFound, role, g.Action, g.Prefix)
 		}
-		d.Roles[role] = slices.Delete(grants, i, i+1)
-		return nil
+		return slices.Delete(grants, i, i+1), nil
 	})
-	if err != nil {
-		return Role{}, err
-	}
-	return Role{Name: role, Grants: d.Roles[role]}, nil
 }
 
-// BindRole binds user to role; both must exist. It returns the user as
-// stored.
-func (m *Manager) BindRole(ctx context.Context, user, role string) (User, error) {
-	if err := checkBind(user, role); err != nil {
+// changeRoles replaces the roles of user, which must exist, with what
+// edit returns for them, after checking user and role, and returns the
+// user as stored. edit may consult the document's roles.
+func (m *Manager) changeRoles(ctx context.Context, user, role string, edit func(d *policyDoc, roles []string) ([]string, error)) (User, error) {
+	if err := checkName("user name", user); err != nil {
+		return User{}, err
+	}
+	if err := checkName("role name", role); err != nil {
 		return User{}, err
 	}
 	d, err := m.update(ctx, func(d *policyDoc) error {
@@ -223,37 +229,11 @@ func (m *Manager) BindRole(ctx context.Context, user, role string) (User, error)
 		if !ok {
 			return userNotFound(user)
 		}
-		if _, ok := d.Roles[role]; !ok {
-			return roleNotFound(role)
+		roles, err := edit(d, u.Roles)
+		if err != nil {
+			return err
 		}
-		if !slices.Contains(u.Roles, role) {
-			u.Roles = append(u.Roles, role)
-			d.Users[user] = u
-		}
-		return nil
-	})
-	if err != nil {
-		return User{}, err
-	}
-	return d.Users[user], nil
-}
-
-// UnbindRole unbinds user from role, which it must be bound to, and
-// returns the user as stored.
-func (m *Manager) UnbindRole(ctx context.Context, user, role string) (User, error) {
-	if err := checkBind(user, role); err != nil {
-		return User{}, err
-	}
-	d, err := m.update(ctx, func(d *policyDoc) error {
-		u, ok := d.Users[user]
-		if !ok {
-			return userNotFound(user)
-		}
-		i := slices.Index(u.Roles, role)
-		if i < 0 {
-			return fmt.Errorf("%w: user %q is not bound to role %q", ErrNotFound, user, role)
-		}
-		u.Roles = slices.Delete(u.Roles, i, i+1)
+		u.Roles = roles
 		d.Users[user] = u
 		return nil
 	})
@@ -263,12 +243,30 @@ func (m *Manager) UnbindRole(ctx context.Context, user, role string) (User, erro
 	return d.Users[user], nil
 }
 
-// checkBind validates the user and role of BindRole and UnbindRole.
-func checkBind(user, role string) error {
-	if err := checkName("user name", user); err != nil {
-		return err
-	}
-	return checkName("role name", role)
+// BindRole binds user to role; both must exist. It returns the user as
+// stored.
+func (m *Manager) BindRole(ctx context.Context, user, role string) (User, error) {
+	return m.changeRoles(ctx, user, role, func(d *policyDoc, roles []string) ([]string, error) {
+		if _, ok := d.Roles[role]; !ok {
+			return nil, roleNotFound(role)
+		}
+		if !slices.Contains(roles, role) {
+			roles = append(roles, role)
+		}
+		return roles, nil
+	})
+}
+
+// UnbindRole unbinds user from role, which it must be bound to, and
+// returns the user as stored.
+func (m *Manager) UnbindRole(ctx context.Context, user, role string) (User, error) {
+	return m.changeRoles(ctx, user, role, func(_ *policyDoc, roles []string) ([]string, error) {
+		i := slices.Index(roles, role)
+		if i < 0 {
+			return nil, fmt.Errorf("%w: user %q is not bound to role %q", ErrNotFound, user, role)
+		}
+		return slices.Delete(roles, i, i+1), nil
+	})
 }
 
 // IssueToken issues a bearer token for user, which must exist, valid for
