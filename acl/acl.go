@@ -1,10 +1,11 @@
 // Package acl decides who may do what on which keys: role-based access
 // control with key-prefix grants, evaluated by casbin.
 //
-// A Policy is plain data (grants of an action on a key prefix to a role or
-// user, and bindings of users to roles). An Enforcer evaluates the current
-// policy; SetPolicy replaces it as a whole, which is how the gateway applies
-// the policy stored in the meta shard. The package does no I/O.
+// A Policy is plain data (grants of an action, as package action names
+// them, on a key prefix to a role or user, and bindings of users to
+// roles). An Enforcer evaluates the current policy; SetPolicy replaces it
+// as a whole, which is how package auth applies the policy stored in the
+// meta shard. The package does no I/O.
 package acl
 
 import (
@@ -15,21 +16,9 @@ import (
 
 	"github.com/casbin/casbin/v2"
 	"github.com/casbin/casbin/v2/model"
+
+	"github.com/cavedb/cave/acl/action"
 )
-
-// Action is what a request does.
-type Action string
-
-// The actions. Admin covers read and write, and the cluster and auth
-// administration calls.
-const (
-	Read  Action = "read"
-	Write Action = "write"
-	Admin Action = "admin"
-)
-
-// Valid reports whether a is one of the three actions.
-func (a Action) Valid() bool { return a == Read || a == Write || a == Admin }
 
 // AdminObject is the object of administration calls (cluster operations,
 // user and policy management); only an Admin grant on the empty prefix
@@ -42,7 +31,7 @@ const AdminObject = "*admin*"
 type Grant struct {
 	Subject string
 	Prefix  string
-	Action  Action
+	Action  action.Action
 }
 
 // Binding makes User a member of Role.
@@ -69,7 +58,7 @@ func (p Policy) Validate() error {
 		case g.Subject == "":
 			errs = append(errs, fmt.Errorf("%w: grant of %s on %q has no subject", ErrInvalidPolicy, g.Action, g.Prefix))
 		case !g.Action.Valid():
-			errs = append(errs, fmt.Errorf("%w: action must be read, write or admin, got %q", ErrInvalidPolicy, g.Action))
+			errs = append(errs, fmt.Errorf("%w: %w, got %q", ErrInvalidPolicy, action.ErrInvalid, g.Action))
 		case strings.Contains(g.Prefix, "*"):
 			errs = append(errs, fmt.Errorf("%w: prefix %q must not contain '*'", ErrInvalidPolicy, g.Prefix))
 		}
@@ -151,7 +140,7 @@ func object(prefix string) string { return prefix + "*" }
 // Allowed reports whether subject may perform act on key (or on
 // AdminObject for administration calls). An unknown subject, an empty
 // subject and an invalid action are denied.
-func (e *Enforcer) Allowed(subject, key string, act Action) bool {
+func (e *Enforcer) Allowed(subject, key string, act action.Action) bool {
 	if subject == "" || !act.Valid() {
 		return false
 	}

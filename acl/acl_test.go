@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/cockroachdb/datadriven"
+
+	"github.com/cavedb/cave/acl/action"
 )
 
 // TestGolden runs testdata/*.txt: "policy" sets the policy from lines
@@ -30,7 +32,7 @@ func TestGolden(t *testing.T) {
 						if prefix == "-" {
 							prefix = ""
 						}
-						p.Grants = append(p.Grants, Grant{Subject: f[1], Action: Action(f[2]), Prefix: prefix})
+						p.Grants = append(p.Grants, Grant{Subject: f[1], Action: action.Action(f[2]), Prefix: prefix})
 					case len(f) == 3 && f[0] == "bind":
 						p.Bindings = append(p.Bindings, Binding{User: f[1], Role: f[2]})
 					default:
@@ -49,7 +51,7 @@ func TestGolden(t *testing.T) {
 						t.Fatalf("bad check line %q", line)
 					}
 					verdict := "deny"
-					if e.Allowed(f[0], f[2], Action(f[1])) {
+					if e.Allowed(f[0], f[2], action.Action(f[1])) {
 						verdict = "allow"
 					}
 					fmt.Fprintf(&out, "%s %s %s: %s\n", f[0], f[1], f[2], verdict)
@@ -69,7 +71,7 @@ func TestConcurrentSetPolicy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reader := Policy{Grants: []Grant{{Subject: "r", Prefix: "app/", Action: Read}}}
+	reader := Policy{Grants: []Grant{{Subject: "r", Prefix: "app/", Action: action.Read}}}
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
 	wg.Add(1)
@@ -86,12 +88,12 @@ func TestConcurrentSetPolicy(t *testing.T) {
 		select {
 		case <-stop:
 			wg.Wait()
-			if !e.Allowed("r", "app/x", Read) {
+			if !e.Allowed("r", "app/x", action.Read) {
 				t.Fatal("final policy not in force")
 			}
 			return
 		default:
-			if e.Allowed("r", "other/x", Read) {
+			if e.Allowed("r", "other/x", action.Read) {
 				t.Fatal("read outside the granted prefix allowed")
 			}
 		}
@@ -106,7 +108,7 @@ func BenchmarkAllowed(b *testing.B) {
 			var p Policy
 			for r := range roles {
 				role := fmt.Sprintf("role-%d", r)
-				p.Grants = append(p.Grants, Grant{Subject: role, Prefix: fmt.Sprintf("app-%d/", r), Action: Read})
+				p.Grants = append(p.Grants, Grant{Subject: role, Prefix: fmt.Sprintf("app-%d/", r), Action: action.Read})
 				for u := range 10 {
 					p.Bindings = append(p.Bindings, Binding{User: fmt.Sprintf("user-%d-%d", r, u), Role: role})
 				}
@@ -120,7 +122,7 @@ func BenchmarkAllowed(b *testing.B) {
 			}
 			b.ReportAllocs()
 			for b.Loop() {
-				if !e.Allowed("user-1-7", "app-1/x/y", Read) {
+				if !e.Allowed("user-1-7", "app-1/x/y", action.Read) {
 					b.Fatal("denied")
 				}
 			}

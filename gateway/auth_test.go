@@ -21,6 +21,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/cavedb/cave/auth"
 	"github.com/cavedb/cave/gateway"
 	"github.com/cavedb/cave/internal/nodetest"
 	authv1 "github.com/cavedb/cave/proto/cave/auth/v1"
@@ -110,7 +111,7 @@ func TestACL(t *testing.T) {
 	c := nodetest.NewCluster(t, 3, nodetest.WithShards(2), nodetest.WithACL(), nodetest.WithAuditLog(auditLog))
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
-	root := c.Token(0, gateway.RootUser, time.Hour)
+	root := c.Token(0, auth.RootUser, time.Hour)
 	api := func(i int) string { return c.HTTPURL(i) + "/api/v1" }
 
 	// The administrator writes the data and sets up alice, a reader of app/.
@@ -228,10 +229,17 @@ func TestACL(t *testing.T) {
 		assert.Equal(t, codes.Unauthenticated, status.Code(err), "gRPC with a revoked token: %v", err)
 		assert.Contains(t, status.Convert(err).Message(), "revoked")
 
+		// A token works until its lifetime is over, then fails as expired
+		// (auth's tests check the instant with a fake clock).
 		short := c.Token(0, "alice", time.Second)
 		require.Equal(t, http.StatusOK, restCall{method: http.MethodGet, url: api(0) + "/kv/app/x", token: short}.do(t, ctx).status)
-		time.Sleep(1100 * time.Millisecond) // the token's lifetime
-		exp := restCall{method: http.MethodGet, url: api(0) + "/kv/app/x", token: short}.do(t, ctx)
+		var exp restResult
+		nodetest.Eventually(t, 5*time.Second, "the short token expires", func(ctx context.Context) string {
+			if exp = (restCall{method: http.MethodGet, url: api(0) + "/kv/app/x", token: short}.do(t, ctx)); exp.status == http.StatusOK {
+				return "still valid"
+			}
+			return ""
+		})
 		assert.Equal(t, http.StatusUnauthorized, exp.status, exp.body)
 		assert.Contains(t, exp.body, "expired")
 	})
@@ -409,7 +417,7 @@ func TestACLWithTLS(t *testing.T) {
 		return cc
 	}
 	api := func(i int) string { return c.HTTPURL(i) + "/api/v1" }
-	root := https(gateway.RootUser)
+	root := https(auth.RootUser)
 
 	// root sets up carol, a reader of app/, with REST and gRPC.
 	var put restResult
@@ -428,7 +436,7 @@ func TestACLWithTLS(t *testing.T) {
 		r := call.do(t, ctx)
 		require.Equal(t, http.StatusOK, r.status, "%s %s: %s", call.method, call.url, r.body)
 	}
-	_, err := authv1.NewAuthClient(grpcTLS(2, gateway.RootUser)).AddUser(ctx, &authv1.AddUserRequest{Name: "carol", Roles: []string{"reader"}})
+	_, err := authv1.NewAuthClient(grpcTLS(2, auth.RootUser)).AddUser(ctx, &authv1.AddUserRequest{Name: "carol", Roles: []string{"reader"}})
 	require.NoError(t, err)
 
 	for i := range 3 {
@@ -452,7 +460,7 @@ func TestACLWithTLS(t *testing.T) {
 		}
 
 		// A certificate named like the admin role is nobody.
-		_, err = kvv1.NewKVClient(grpcTLS(i, gateway.AdminRole)).Get(ctx, &kvv1.GetRequest{Key: "app/x"})
+		_, err = kvv1.NewKVClient(grpcTLS(i, auth.AdminRole)).Get(ctx, &kvv1.GetRequest{Key: "app/x"})
 		assert.Equal(t, codes.PermissionDenied, status.Code(err), "node %d: a certificate named admin: %v", i, err)
 
 		// HTTPS without a certificate needs a token.

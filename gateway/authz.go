@@ -27,7 +27,7 @@ import (
 	"google.golang.org/protobuf/encoding/prototext"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/cavedb/cave/acl"
+	"github.com/cavedb/cave/acl/action"
 	"github.com/cavedb/cave/audit"
 	"github.com/cavedb/cave/auth"
 	authv1 "github.com/cavedb/cave/proto/cave/auth/v1"
@@ -49,8 +49,8 @@ const (
 	accessIdentified
 	// accessKey needs a grant of the rule's action on the request's key.
 	accessKey
-	// accessAdmin needs admin on acl.AdminObject, which only admin on the
-	// empty prefix covers.
+	// accessAdmin needs admin on the empty prefix
+	// (auth.Manager.AllowedAdmin).
 	accessAdmin
 	// accessNode is the node-to-node Data and Control services. The ACL does not apply:
 	// with TLS the gRPC server admits only the cluster's node certificates
@@ -62,7 +62,7 @@ const (
 type rule struct {
 	access access
 	// action is the grant an accessKey call needs.
-	action acl.Action
+	action action.Action
 	// key returns the key or prefix the call names: the object of an
 	// accessKey check and the key of its audit line. nil for calls on no
 	// key.
@@ -93,11 +93,11 @@ func allKeys(any) string { return "" }
 // (PermissionDenied) even with the ACL off, and TestMethodRulesComplete
 // fails for every registered method without an entry.
 var (
-	readKey  = rule{access: accessKey, action: acl.Read, key: keyOf}
-	writeKey = rule{access: accessKey, action: acl.Write, key: keyOf, audit: true}
+	readKey  = rule{access: accessKey, action: action.Read, key: keyOf}
+	writeKey = rule{access: accessKey, action: action.Write, key: keyOf, audit: true}
 	// clusterView is read on the empty prefix: the cluster's shape is shown
 	// to callers who may read every key.
-	clusterView = rule{access: accessKey, action: acl.Read, key: allKeys}
+	clusterView = rule{access: accessKey, action: action.Read, key: allKeys}
 	adminCall   = rule{access: accessAdmin, audit: true, detail: true}
 	open        = rule{access: accessOpen}
 	identified  = rule{access: accessIdentified}
@@ -232,9 +232,10 @@ type authz struct {
 	// enabled turns enforcement on. Off, every listed method is allowed,
 	// credentials are still read (WhoAmI, audit) and bad ones ignored.
 	enabled bool
-	policy  *policyStore
+	policy  *auth.Manager
 	limiter *auth.Limiter
 	audit   *audit.Logger // nil: no audit log
+	now     func() time.Time
 	lg      *slog.Logger
 }
 
@@ -257,13 +258,13 @@ func (a *authz) authenticate(ctx context.Context, source string, tlsState *tls.C
 	if h, _, err := net.SplitHostPort(source); err == nil {
 		host = h
 	}
-	now := time.Now()
+	now := a.now()
 	if ok, wait := a.limiter.Allow(host, now); !ok {
 		id.err = status.Newf(codes.ResourceExhausted, "too many failed authentications from %s: retry in %s", host, wait.Round(time.Second))
 		id.retryAfter = wait
 		return id
 	}
-	user, err := a.verify(ctx, authorization, now)
+	user, err := a.verify(ctx, authorization)
 	if err != nil {
 		a.limiter.Fail(host, now)
 		id.err = status.New(codes.Unauthenticated, err.Error())
@@ -276,7 +277,7 @@ func (a *authz) authenticate(ctx context.Context, source string, tlsState *tls.C
 // verify checks one "Bearer cave_..." credential against the stored
 // token records and returns its user, or an error for the client that
 // never contains the token.
-func (a *authz) verify(ctx context.Context, authorization []string, now time.Time) (string, error) {
+func (a *authz) verify(ctx context.Context, authorization []string) (string, error) {
 	if len(authorization) > 1 {
 		return "", fmt.Errorf("send one authorization header, got %d", len(authorization))
 	}
@@ -284,7 +285,7 @@ func (a *authz) verify(ctx context.Context, authorization []string, now time.Tim
 	if !ok || !strings.EqualFold(scheme, "bearer") {
 		return "", fmt.Errorf("the authorization header must be \"Bearer cave_...\"")
 	}
-	user, err := auth.Verify(strings.TrimSpace(token), a.policy.tokenLookup(ctx), now)
+	user, err := a.policy.Verify(ctx, strings.TrimSpace(token))
 	switch {
 	case err == nil:
 		return user, nil
@@ -308,19 +309,19 @@ func (a *authz) decide(id identity, r rule, key string) *status.Status {
 	if id.subject == "" {
 		return status.New(codes.Unauthenticated, "authentication required: present a client certificate or an \"authorization: Bearer cave_...\" token")
 	}
-	if r.access != accessIdentified && a.policy.snapshot().rev == 0 {
+	if r.access != accessIdentified && !a.policy.Loaded() {
 		return status.New(codes.Unavailable, "the access policy is not loaded yet (the node is starting); retry shortly")
 	}
 	switch r.access {
 	case accessIdentified:
 		return nil
 	case accessKey:
-		if a.policy.allowed(id.subject, key, r.action) {
+		if a.policy.Allowed(id.subject, key, r.action) {
 			return nil
 		}
 		return status.Newf(codes.PermissionDenied, "%s may not %s %q", id.subject, r.action, key)
 	case accessAdmin:
-		if a.policy.allowed(id.subject, acl.AdminObject, acl.Admin) {
+		if a.policy.AllowedAdmin(id.subject) {
 			return nil
 		}
 		return status.Newf(codes.PermissionDenied, "%s may not make administration calls (needs admin on every key)", id.subject)
@@ -499,8 +500,9 @@ type AuthConfig struct {
 	// tokens alone; the node-to-node Peer service is then open, since only
 	// TLS tells nodes from clients (Config.TLS).
 	Enabled bool
-	// Meta stores the policy in the meta shard: the node. Required.
-	Meta MetaStore
+	// Meta stores the policy in the meta shard under auth.MetaNamespace:
+	// NodeMeta of the node. Required.
+	Meta auth.Store
 	// Audit receives an audit line for every write, delete, admin and auth
 	// call and every refusal (--audit-log). Nil writes none. The Server
 	// only logs to it; its creator closes it after Shutdown.
@@ -508,35 +510,40 @@ type AuthConfig struct {
 	// Failures limits failed authentications per client address
 	// (--auth-failure-*). Default auth.DefaultLimiterConfig.
 	Failures auth.LimiterConfig
+	// Now is the clock of token issue and expiry and of the failure
+	// limiter. Default time.Now; required.
+	Now func() time.Time
 }
 
 // Validate reports every problem with c.
 func (c AuthConfig) Validate() error {
 	var errs []error
-	if c.Meta == nil {
-		errs = append(errs, errors.New("gateway: Auth.Meta must be set"))
+	if c.Meta == nil || c.Now == nil {
+		errs = append(errs, errors.New("gateway: Auth.Meta and Auth.Now must be set"))
 	}
 	return errors.Join(append(errs, c.Failures.Validate())...)
 }
 
 // newAuthz returns the access control of cfg; its policy is empty, which
-// denies every grant, until the policy store's run loop loads it.
+// denies every grant, until the policy's Run loop loads it.
 func newAuthz(cfg AuthConfig, lg *slog.Logger) (*authz, error) {
 	lim, err := auth.NewLimiter(cfg.Failures)
 	if err != nil {
 		return nil, err
 	}
-	ps, err := newPolicyStore(cfg.Meta, lg)
+	mcfg := auth.DefaultManagerConfig()
+	mcfg.Store, mcfg.Logger, mcfg.Now, mcfg.Expected = cfg.Meta, lg, cfg.Now, expectedMetaError
+	pm, err := auth.NewManager(mcfg)
 	if err != nil {
 		return nil, err
 	}
-	return &authz{enabled: cfg.Enabled, policy: ps, limiter: lim, audit: cfg.Audit, lg: lg}, nil
+	return &authz{enabled: cfg.Enabled, policy: pm, limiter: lim, audit: cfg.Audit, now: cfg.Now, lg: lg}, nil
 }
 
 // policyCreated logs, on the node that created the bootstrap policy, how
 // to get the first administrator credential.
 func (a *authz) policyCreated() {
-	a.lg.Info("access policy created: role "+AdminRole+" has admin on every key and user "+RootUser+" is bound to it",
-		"first_admin", "a client certificate with common name "+RootUser+" signed by the cluster CA, made with: cave certs client --dir DIR --name "+RootUser,
+	a.lg.Info("access policy created: role "+auth.AdminRole+" has admin on every key and user "+auth.RootUser+" is bound to it",
+		"first_admin", "a client certificate with common name "+auth.RootUser+" signed by the cluster CA, made with: cave certs client --dir DIR --name "+auth.RootUser,
 		"enforced", a.enabled)
 }

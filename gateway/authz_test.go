@@ -2,12 +2,12 @@ package gateway
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,29 +18,35 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 
-	"github.com/cavedb/cave/acl"
+	"github.com/cavedb/cave/acl/action"
 	"github.com/cavedb/cave/auth"
+	"github.com/cavedb/cave/internal/metatest"
 	kvv1 "github.com/cavedb/cave/proto/cave/kv/v1"
 )
 
-// testAuthz returns an enabled authz whose policy is doc, published
-// locally (its store has no meta shard: only tokens in doc are known).
-func testAuthz(t *testing.T, doc *policyDoc) *authz {
+// testAuthz returns an enabled authz over an in-memory meta store whose
+// policy is the bootstrap policy plus alice, a reader of app/, set up
+// through the policy's own operations. Its clock stands at *now, which
+// the test may move.
+func testAuthz(t *testing.T, now *atomic.Int64) *authz {
 	t.Helper()
-	cfg := AuthConfig{Enabled: true, Failures: auth.LimiterConfig{Burst: 2, Refill: time.Minute, MaxSources: 10}}
+	ctx := t.Context()
+	now.Store(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano())
+	cfg := AuthConfig{Enabled: true, Meta: metatest.New(), Failures: auth.LimiterConfig{Burst: 2, Refill: time.Minute, MaxSources: 10},
+		Now: func() time.Time { return time.Unix(0, now.Load()) }}
+	require.NoError(t, cfg.Validate())
 	z, err := newAuthz(cfg, slog.New(slog.DiscardHandler))
 	require.NoError(t, err)
-	require.NoError(t, doc.validate())
-	require.NoError(t, z.policy.publish(&policySnap{rev: 1, doc: doc}))
+	created, err := z.policy.Bootstrap(ctx)
+	require.NoError(t, err)
+	require.True(t, created)
+	_, err = z.policy.AddRole(ctx, "reader")
+	require.NoError(t, err)
+	_, err = z.policy.Grant(ctx, "reader", auth.Grant{Prefix: "app/", Action: action.Read})
+	require.NoError(t, err)
+	_, err = z.policy.AddUser(ctx, "alice", []string{"reader"})
+	require.NoError(t, err)
 	return z
-}
-
-// testPolicy is the bootstrap policy plus alice, a reader of app/.
-func testPolicy() *policyDoc {
-	d := bootstrapPolicy()
-	d.Roles["reader"] = []grantDoc{{Prefix: "app/", Action: acl.Read}}
-	d.Users["alice"] = auth.User{Name: "alice", Roles: []string{"reader"}}
-	return d
 }
 
 func TestRouteRule(t *testing.T) {
@@ -83,7 +89,7 @@ func TestRouteRule(t *testing.T) {
 
 func TestDecide(t *testing.T) {
 	t.Parallel()
-	z := testAuthz(t, testPolicy())
+	z := testAuthz(t, new(atomic.Int64))
 	alice := identity{subject: "alice", via: viaToken}
 	root := identity{subject: "root", via: viaCertificate}
 	nobody := identity{}
@@ -125,7 +131,7 @@ func TestDecide(t *testing.T) {
 		})
 	}
 
-	open := testAuthz(t, testPolicy())
+	open := testAuthz(t, new(atomic.Int64))
 	open.enabled = false
 	_, _, st := open.check(nobody, kvv1.KV_Put_FullMethodName, &kvv1.PutRequest{Key: "x"})
 	assert.Nil(t, st, "with the ACL off every listed method is allowed")
@@ -142,17 +148,17 @@ func verifiedState(cn string) *tls.ConnectionState {
 
 func TestAuthenticate(t *testing.T) {
 	t.Parallel()
-	doc := testPolicy()
-	good, rec, err := auth.NewToken(rand.Reader, "alice", time.Now().Add(time.Hour))
+	ctx := t.Context()
+	var now atomic.Int64
+	z := testAuthz(t, &now)
+	good, _, err := z.policy.IssueToken(ctx, "alice", 2*time.Hour)
 	require.NoError(t, err)
-	doc.Tokens[rec.ID] = rec
-	expired, rec, err := auth.NewToken(rand.Reader, "alice", time.Now().Add(-time.Second))
+	expired, _, err := z.policy.IssueToken(ctx, "alice", time.Hour)
 	require.NoError(t, err)
-	doc.Tokens[rec.ID] = rec
-	revoked, rec, err := auth.NewToken(rand.Reader, "alice", time.Time{})
+	revoked, rec, err := z.policy.IssueToken(ctx, "alice", 2*time.Hour)
 	require.NoError(t, err)
-	rec.Revoked = true
-	doc.Tokens[rec.ID] = rec
+	require.NoError(t, z.policy.RevokeToken(ctx, rec.ID))
+	now.Add(int64(time.Hour)) // expired's lifetime; the policy's clock
 
 	cases := []struct {
 		name     string
@@ -177,7 +183,6 @@ func TestAuthenticate(t *testing.T) {
 		{"two headers", "10.0.0.6:1", nil, []string{"Bearer " + good, "Bearer " + good}, "", "", codes.Unauthenticated, "one"},
 		{"malformed token", "10.0.0.7:1", nil, []string{"Bearer cave_x"}, "", "", codes.Unauthenticated, "not valid"},
 	}
-	z := testAuthz(t, doc)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -209,38 +214,6 @@ func TestAuthenticate(t *testing.T) {
 		// Other hosts are not affected.
 		assert.Equal(t, "alice", z.authenticate(context.Background(), "10.9.9.8:1", nil, []string{"Bearer " + good}).subject)
 	})
-}
-
-func TestPolicyDocValidate(t *testing.T) {
-	t.Parallel()
-	_, rec, err := auth.NewToken(rand.Reader, "root", time.Time{})
-	require.NoError(t, err)
-	id := rec.ID
-	cases := []struct {
-		name   string
-		change func(d *policyDoc)
-	}{
-		{"user under another name", func(d *policyDoc) { d.Users["x"] = auth.User{Name: "y"} }},
-		{"bad user name", func(d *policyDoc) { d.Users["a b"] = auth.User{Name: "a b"} }},
-		{"unknown role", func(d *policyDoc) { d.Users["x"] = auth.User{Name: "x", Roles: []string{"nope"}} }},
-		{"bad role name", func(d *policyDoc) { d.Roles["a/b"] = nil }},
-		{"bad action", func(d *policyDoc) { d.Roles["r"] = []grantDoc{{Prefix: "a/", Action: "fly"}} }},
-		{"star in prefix", func(d *policyDoc) { d.Roles["r"] = []grantDoc{{Prefix: "a*", Action: acl.Read}} }},
-		{"token under another id", func(d *policyDoc) {
-			d.Tokens["AAAAAAAAAAAA"] = rec
-		}},
-		{"token without hash", func(d *policyDoc) { d.Tokens[id] = auth.TokenRecord{ID: id, User: "root", Salt: rec.Salt} }},
-		{"token without salt", func(d *policyDoc) { d.Tokens[id] = auth.TokenRecord{ID: id, User: "root", Hash: rec.Hash} }},
-	}
-	assert.NoError(t, bootstrapPolicy().validate())
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			d := bootstrapPolicy()
-			tc.change(d)
-			assert.Error(t, d.validate())
-		})
-	}
 }
 
 // metadataProbe is a health service that records the metadata its handler

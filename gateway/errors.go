@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/cavedb/cave/auth"
 	"github.com/cavedb/cave/node"
 	"github.com/cavedb/cave/router"
 	"github.com/cavedb/cave/secrets"
@@ -57,9 +58,12 @@ func reasonOf(st *status.Status) string {
 // about one election timeout (500 ms by default).
 const retryAfterSeconds = "1"
 
-// toStatus chooses the gRPC status for an error from the router or node.
-// It is the only place that does: an ordered switch of errors.Is cases.
-// Anything unmatched is Internal, and its cause is logged, not returned.
+// toStatus chooses the gRPC status for an error from the router, node,
+// secrets or auth. It is the only place that does: an ordered switch of
+// errors.Is cases. Anything unmatched is Internal, and its cause is
+// logged, not returned. The messages of auth's errors about the caller's
+// input are returned as they are: they name users, roles, prefixes and
+// token ids, never a secret.
 func toStatus(lg *slog.Logger, err error) error {
 	var cond *router.ConditionError
 	switch {
@@ -91,6 +95,22 @@ func toStatus(lg *slog.Logger, err error) error {
 		return status.Error(codes.FailedPrecondition, "the value is sealed under a data key the cluster keyring does not hold")
 	case errors.Is(err, secrets.ErrCorrupt) && !errors.Is(err, secrets.ErrBadKeyring):
 		return status.Error(codes.FailedPrecondition, "the stored value is not an intact secret for this key (altered, or copied from another key)")
+	case errors.Is(err, auth.ErrInvalidPolicy):
+		// A corrupt stored policy, or a bug: never the caller's input,
+		// though it may wrap the errors of the checks below. Internal.
+	case errors.Is(err, auth.ErrInvalidName), errors.Is(err, auth.ErrInvalidGrant), errors.Is(err, auth.ErrInvalidTTL),
+		errors.Is(err, auth.ErrInvalidToken):
+		return status.Error(codes.InvalidArgument, err.Error())
+	case errors.Is(err, auth.ErrNotFound):
+		return status.Error(codes.NotFound, err.Error())
+	case errors.Is(err, auth.ErrExists):
+		return status.Error(codes.AlreadyExists, err.Error())
+	case errors.Is(err, auth.ErrBuiltIn):
+		return status.Error(codes.FailedPrecondition, err.Error())
+	case errors.Is(err, auth.ErrPolicyConflict):
+		return status.Error(codes.Aborted, "the access policy changed concurrently too often; retry")
+	case errors.Is(err, auth.ErrPolicyMissing):
+		return status.Error(codes.Unavailable, "the access policy is not created yet (the cluster is starting); retry shortly")
 	}
 	lg.Error("internal error", "err", err)
 	return status.Error(codes.Internal, "internal error")

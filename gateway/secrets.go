@@ -9,14 +9,15 @@ import (
 	"google.golang.org/grpc/status"
 
 	secretsv1 "github.com/cavedb/cave/proto/cave/secrets/v1"
+	"github.com/cavedb/cave/auth"
 	"github.com/cavedb/cave/secrets"
 )
 
 // SecretsConfig configures secret=true values and the Secrets service.
 type SecretsConfig struct {
 	// Meta stores the cluster's wrapped keyring under
-	// "secrets/keyring": the node. Required.
-	Meta MetaStore
+	// secrets.MetaNamespace: NodeMeta of the node. Required.
+	Meta secrets.Store
 	// KEK returns the key-encryption key that wraps the cluster key: the
 	// content of --kek-file, or DevKEK in dev mode and with --insecure.
 	// Every node of a cluster must return the same key. Required.
@@ -45,28 +46,6 @@ func DevKEK(c interface {
 		}
 		return secrets.DeriveDevKEK(id), nil
 	}
-}
-
-// keyringKey is where the wrapped cluster keyring lives in the meta shard.
-const keyringKey = metaSecrets + "keyring"
-
-// metaKeyring is secrets.Store over the meta shard.
-type metaKeyring struct{ meta MetaStore }
-
-var _ secrets.Store = metaKeyring{}
-
-// Load implements secrets.Store.
-func (m metaKeyring) Load(ctx context.Context, stale bool) ([]byte, int64, error) {
-	kv, err := m.meta.MetaGet(ctx, keyringKey, stale)
-	if err != nil || kv == nil {
-		return nil, 0, err
-	}
-	return kv.Value, kv.ModRevision, nil
-}
-
-// Swap implements secrets.Store with a conditional meta write.
-func (m metaKeyring) Swap(ctx context.Context, data []byte, prev int64) (int64, bool, error) {
-	return m.meta.MetaSwap(ctx, keyringKey, data, prev)
 }
 
 // seal returns the value to store for a Put of value under key: the value
@@ -126,14 +105,7 @@ func (s *secretsService) Status(ctx context.Context, _ *secretsv1.StatusRequest)
 	return &secretsv1.StatusResponse{KeyId: uint32(id), KeyCount: uint32(n)}, nil
 }
 
-// The meta-shard namespaces the gateway keeps its state in: the access
-// policy and the secrets keyring.
-const (
-	metaAuth    = "auth/"
-	metaSecrets = "secrets/"
-)
-
-// MetaNamespaces returns the meta-shard namespaces the gateway reads and
-// writes through its MetaStore; whoever assembles a node registers them
-// with it (node.Config.MetaNamespaces).
-func MetaNamespaces() []string { return []string{metaAuth, metaSecrets} }
+// MetaNamespaces returns the meta-shard namespaces NodeMeta serves: the
+// access policy's and the secrets keyring's. Whoever assembles a node
+// registers them with it (node.Config.MetaNamespaces).
+func MetaNamespaces() []string { return []string{auth.MetaNamespace, secrets.MetaNamespace} }

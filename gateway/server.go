@@ -86,7 +86,7 @@ type Config struct {
 
 // DefaultConfig returns a Config with the optional fields set.
 func DefaultConfig() Config {
-	return Config{MaxValueBytes: 1 << 20, Auth: AuthConfig{Failures: auth.DefaultLimiterConfig()}}
+	return Config{MaxValueBytes: 1 << 20, Auth: AuthConfig{Failures: auth.DefaultLimiterConfig(), Now: time.Now}}
 }
 
 // Validate reports every problem with c.
@@ -133,7 +133,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("gateway: register metrics: %w", err)
 	}
 	scfg := secrets.DefaultManagerConfig()
-	scfg.Store, scfg.KEK, scfg.Logger = metaKeyring{cfg.Secrets.Meta}, cfg.Secrets.KEK, cfg.Logger
+	scfg.Store, scfg.KEK, scfg.Logger = cfg.Secrets.Meta, cfg.Secrets.KEK, cfg.Logger
 	keys, err := secrets.NewManager(scfg)
 	if err != nil {
 		return nil, err
@@ -231,7 +231,7 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 		writeError(w, status.New(codes.Unavailable, "not ready: "+err.Error()))
 		return
 	}
-	if s.authz.enabled && s.authz.policy.snapshot().rev == 0 {
+	if s.authz.enabled && !s.authz.policy.Loaded() {
 		writeError(w, status.New(codes.Unavailable, "not ready: the access policy is not loaded yet"))
 		return
 	}
@@ -252,7 +252,7 @@ func (s *Server) Serve(httpLn, grpcLn net.Listener) {
 	s.wg.Add(3)
 	go func() {
 		defer s.wg.Done()
-		s.authz.policy.run(ctx, s.authz.policyCreated)
+		s.authz.policy.Run(ctx, s.authz.policyCreated)
 	}()
 	go func() {
 		defer s.wg.Done()

@@ -11,19 +11,27 @@ import (
 	"time"
 )
 
-// Store is where a cluster keeps its one wrapped keyring (the gateway backs
-// it with the meta shard). Implementations must be safe for concurrent use.
+// MetaNamespace is the namespace of the meta shard that secrets keeps its
+// state under.
+const MetaNamespace = "secrets/"
+
+// keyringKey is the Store key of the cluster's wrapped keyring.
+const keyringKey = MetaNamespace + "keyring"
+
+// Store reads and compare-and-swaps single keys (the gateway backs it with
+// the meta shard); the Manager keeps its one key under MetaNamespace.
+// Implementations must be safe for concurrent use.
 type Store interface {
-	// Load returns the stored wrapped keyring (WrappedKeyring.Marshal) and
-	// the revision it was stored at, or nil, 0 and no error when none is
-	// stored. A stale load may miss the latest Swap; a linearizable one
-	// sees every Swap that returned before it started.
-	Load(ctx context.Context, stale bool) (data []byte, revision int64, err error)
-	// Swap stores data only if the stored revision is still prev (0: only
-	// if nothing is stored). It returns the new revision and true when it
-	// stored data, 0 and false when the revision had moved on. An error
-	// means the outcome is unknown.
-	Swap(ctx context.Context, data []byte, prev int64) (int64, bool, error)
+	// Get returns the value stored under key and its mod revision, or
+	// found=false and no error when the key is absent. A stale read may
+	// miss the latest Swap; a linearizable one sees every Swap that
+	// returned before it started.
+	Get(ctx context.Context, key string, stale bool) (value []byte, rev int64, found bool, err error)
+	// Swap stores value under key only if the key's mod revision is still
+	// prev (0: only if the key is absent). It returns the new revision and
+	// true when it stored value, false when the revision had moved on (and
+	// nothing was stored). An error means the outcome is unknown.
+	Swap(ctx context.Context, key string, value []byte, prev int64) (rev int64, ok bool, err error)
 }
 
 // ManagerConfig configures a Manager.
@@ -149,7 +157,7 @@ func (m *Manager) Rotate(ctx context.Context) (KeyID, int, error) {
 			return 0, 0, err
 		}
 		w := kr.Wrapped()
-		rev, ok, err := m.cfg.Store.Swap(ctx, w.Marshal(), c.rev)
+		rev, ok, err := m.cfg.Store.Swap(ctx, keyringKey, w.Marshal(), c.rev)
 		if err != nil {
 			return 0, 0, fmt.Errorf("secrets: store rotated keyring: %w", err)
 		}
@@ -206,15 +214,15 @@ func (m *Manager) keyring(ctx context.Context, fresh bool) (*cached, error) {
 // a keyring is created. The caller holds m.mu.
 func (m *Manager) loadLocked(ctx context.Context, stale bool) (*cached, error) {
 	for {
-		data, rev, err := m.cfg.Store.Load(ctx, stale)
+		data, rev, found, err := m.cfg.Store.Get(ctx, keyringKey, stale)
 		if err != nil {
 			return nil, fmt.Errorf("secrets: load keyring: %w", err)
 		}
-		if data == nil && stale {
+		if !found && stale {
 			stale = false
 			continue
 		}
-		if data == nil {
+		if !found {
 			if err := m.create(ctx); err != nil {
 				return nil, err
 			}
@@ -254,7 +262,7 @@ func (m *Manager) create(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	_, ok, err := m.cfg.Store.Swap(ctx, kr.Wrapped().Marshal(), 0)
+	_, ok, err := m.cfg.Store.Swap(ctx, keyringKey, kr.Wrapped().Marshal(), 0)
 	if err != nil {
 		return fmt.Errorf("secrets: store new keyring: %w", err)
 	}

@@ -1,63 +1,18 @@
 package secrets
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
-	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/cavedb/cave/internal/metatest"
 )
-
-// memStore is an in-memory Store with a revision counter, the semantics
-// of the meta-shard store in one process. fail makes every call fail;
-// swapHook runs before each Swap.
-type memStore struct {
-	mu       sync.Mutex
-	data     []byte
-	rev      int64
-	loads    int
-	fail     error
-	swapHook func()
-}
-
-func (s *memStore) Load(_ context.Context, _ bool) ([]byte, int64, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.loads++
-	if s.fail != nil {
-		return nil, 0, s.fail
-	}
-	return bytes.Clone(s.data), s.rev, nil
-}
-
-func (s *memStore) Swap(_ context.Context, data []byte, prev int64) (int64, bool, error) {
-	if s.swapHook != nil {
-		s.swapHook()
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.fail != nil {
-		return 0, false, s.fail
-	}
-	if s.rev != prev {
-		return 0, false, nil
-	}
-	s.rev++
-	s.data = bytes.Clone(data)
-	return s.rev, true, nil
-}
-
-func (s *memStore) set(f func(*memStore)) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	f(s)
-}
 
 func newTestManager(t *testing.T, st Store, kek []byte, refresh time.Duration) *Manager {
 	t.Helper()
@@ -85,7 +40,7 @@ func TestManagerSharedKeyring(t *testing.T) {
 	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		ctx := t.Context()
-		st := &memStore{}
+		st := metatest.New()
 		kek := DeriveDevKEK("test-cluster")
 		const refresh = time.Minute
 		a := newTestManager(t, st, kek, refresh)
@@ -96,7 +51,7 @@ func TestManagerSharedKeyring(t *testing.T) {
 		pt, err := b.Decrypt(ctx, env, []byte("k"))
 		require.NoError(t, err)
 		assert.Equal(t, "v1", string(pt))
-		assert.Equal(t, int64(1), st.rev, "one keyring stored")
+		assert.Equal(t, int64(1), st.Rev(), "one keyring stored")
 
 		id, n, err := b.Rotate(ctx)
 		require.NoError(t, err)
@@ -140,33 +95,35 @@ func TestManagerStoreFailure(t *testing.T) {
 	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		ctx := t.Context()
-		st := &memStore{fail: errors.New("meta shard unavailable")}
+		down := errors.New("meta shard unavailable")
+		st := metatest.New()
+		st.Fail(down)
 		const refresh = time.Second
 		m := newTestManager(t, st, DeriveDevKEK("c"), refresh)
 		_, err := m.Encrypt(ctx, []byte("v"), []byte("k"))
-		require.ErrorIs(t, err, st.fail, "no keyring yet")
+		require.ErrorIs(t, err, down, "no keyring yet")
 
-		st.set(func(s *memStore) { s.fail = nil })
+		st.Fail(nil)
 		env, err := m.Encrypt(ctx, []byte("v"), []byte("k"))
 		require.NoError(t, err)
-		st.set(func(s *memStore) { s.fail = errors.New("meta shard unavailable") })
-		loads := st.loads
+		st.Fail(down)
+		loads := st.Gets()
 		for range 3 {
 			_, err = m.Encrypt(ctx, []byte("v"), []byte("k"))
 			require.NoError(t, err)
 		}
-		assert.Equal(t, loads, st.loads, "a keyring younger than Refresh is not reread")
+		assert.Equal(t, loads, st.Gets(), "a keyring younger than Refresh is not reread")
 
 		time.Sleep(refresh)
 		for range 3 {
 			_, err = m.Encrypt(ctx, []byte("v"), []byte("k"))
 			require.NoError(t, err, "the cached keyring serves while the store fails")
 		}
-		assert.Equal(t, loads+1, st.loads, "a failing store is retried once per Refresh, not per call")
+		assert.Equal(t, loads+1, st.Gets(), "a failing store is retried once per Refresh, not per call")
 		time.Sleep(refresh)
 		_, err = m.Encrypt(ctx, []byte("v"), []byte("k"))
 		require.NoError(t, err)
-		assert.Equal(t, loads+2, st.loads, "and again after the next Refresh")
+		assert.Equal(t, loads+2, st.Gets(), "and again after the next Refresh")
 
 		pt, err := m.Decrypt(ctx, env, []byte("k"))
 		require.NoError(t, err)
@@ -183,16 +140,16 @@ func TestManagerStoreFailure(t *testing.T) {
 func TestManagerWrongKEKAndCorruptKeyring(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	st := &memStore{}
+	st := metatest.New()
 	_, err := newTestManager(t, st, DeriveDevKEK("a"), time.Second).Encrypt(ctx, []byte("v"), []byte("k"))
 	require.NoError(t, err)
 	_, err = newTestManager(t, st, DeriveDevKEK("b"), time.Second).Encrypt(ctx, []byte("v"), []byte("k"))
 	assert.ErrorIs(t, err, ErrWrongKEK)
 	_, _, err = newTestManager(t, st, DeriveDevKEK("b"), time.Second).Rotate(ctx)
 	assert.ErrorIs(t, err, ErrWrongKEK)
-	assert.Equal(t, int64(1), st.rev, "a refused rotation stored nothing")
+	assert.Equal(t, int64(1), st.Rev(), "a refused rotation stored nothing")
 
-	st.set(func(s *memStore) { s.data, s.rev = []byte("not json"), 2 })
+	assert.Equal(t, int64(2), st.Put(keyringKey, []byte("not json")))
 	_, err = newTestManager(t, st, DeriveDevKEK("a"), time.Second).Encrypt(ctx, []byte("v"), []byte("k"))
 	assert.ErrorIs(t, err, ErrBadKeyring)
 	assert.ErrorIs(t, err, ErrCorrupt)
@@ -203,7 +160,7 @@ func TestManagerWrongKEKAndCorruptKeyring(t *testing.T) {
 func TestManagerRotateConflict(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	st := &memStore{}
+	st := metatest.New()
 	kek := DeriveDevKEK("c")
 	m := newTestManager(t, st, kek, time.Second)
 	other := newTestManager(t, st, kek, time.Second)
@@ -212,20 +169,20 @@ func TestManagerRotateConflict(t *testing.T) {
 
 	// Another node rotates once between m's load and swap: m retries.
 	fired := false
-	st.swapHook = func() {
+	st.BeforeSwap(func() {
 		if !fired {
 			fired = true
 			_, _, err := other.Rotate(ctx)
 			assert.NoError(t, err)
 		}
-	}
+	})
 	id, n, err := m.Rotate(ctx)
 	require.NoError(t, err)
 	assert.Equal(t, KeyID(3), id, "m's rotation comes after the other's")
 	assert.Equal(t, 3, n)
 
 	// Every swap loses: ErrConflict after rotateAttempts tries.
-	st.swapHook = func() { st.set(func(s *memStore) { s.rev++ }) }
+	st.BeforeSwap(func() { st.Touch(keyringKey) })
 	_, _, err = m.Rotate(ctx)
 	assert.ErrorIs(t, err, ErrConflict)
 }

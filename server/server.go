@@ -144,7 +144,7 @@ func New(cfg Config) (*Server, error) {
 	gcfg.Router, gcfg.Cluster, gcfg.Logger = s.rt, nd, cfg.Logger
 	gcfg.Peer = gateway.PeerServices{Data: peer.NewDataServer(nd), Control: peer.NewControlServer(nd)}
 	gcfg.Metrics, gcfg.Gatherer, gcfg.TLS = cfg.Registry, cfg.Registry, cfg.TLS
-	gcfg.Secrets.Meta, gcfg.Auth.Meta = nd, nd
+	gcfg.Secrets.Meta, gcfg.Auth.Meta = gateway.NodeMeta{Node: nd}, gateway.NodeMeta{Node: nd}
 	if gcfg.Secrets.KEK == nil {
 		gcfg.Secrets.KEK = gateway.DevKEK(nd)
 	}

@@ -12,7 +12,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/cavedb/cave/acl"
+	aclaction "github.com/cavedb/cave/acl/action"
 	authv1 "github.com/cavedb/cave/proto/cave/auth/v1"
 )
 
@@ -224,8 +224,8 @@ func grantArgs(c *cli.Context) (role, prefix, action string, err error) {
 	if err != nil {
 		return "", "", "", err
 	}
-	if !acl.Action(a[2]).Valid() {
-		return "", "", "", fmt.Errorf("ACTION must be %s, %s or %s, got %q; usage: %s", acl.Read, acl.Write, acl.Admin, a[2], usage(c))
+	if !aclaction.Action(a[2]).Valid() {
+		return "", "", "", fmt.Errorf("ACTION must be %s, %s or %s, got %q; usage: %s", aclaction.Read, aclaction.Write, aclaction.Admin, a[2], usage(c))
 	}
 	return a[0], a[1], a[2], nil
 }

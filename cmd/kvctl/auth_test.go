@@ -12,7 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/cavedb/cave/gateway"
+	"github.com/cavedb/cave/auth"
 	"github.com/cavedb/cave/internal/nodetest"
 )
 
@@ -27,7 +27,7 @@ func TestKVCtlAuth(t *testing.T) {
 	}
 	c := nodetest.NewCluster(t, 1, nodetest.WithShards(1), nodetest.WithACL())
 	ep := "--endpoints=" + c.GRPCAddr(0)
-	root := session{t: t, pre: []string{ep, "--token", c.Token(0, gateway.RootUser, time.Hour)}}
+	root := session{t: t, pre: []string{ep, "--token", c.Token(0, auth.RootUser, time.Hour)}}
 
 	assert.Regexp(t, `^SUBJECT\s+METHOD\s+ROLES\s+ACL\nroot\s+token\s+admin\s+on\n$`, root.ok("", "auth", "whoami"))
 	assert.Contains(t, root.ok("", "-o", "json", "auth", "whoami"), `"acl_enabled": true`)
@@ -87,7 +87,7 @@ func TestKVCtlAuth(t *testing.T) {
 
 	// The server's refusals, with its code and message.
 	root.fails("AlreadyExists", "auth", "role", "add", "reader")
-	root.fails("FailedPrecondition", "auth", "role", "remove", gateway.AdminRole)
+	root.fails("FailedPrecondition", "auth", "role", "remove", auth.AdminRole)
 	root.fails("NotFound", "auth", "unbind", "alice", "writer")
 	root.fails("NotFound", "auth", "user", "remove", "nobody")
 	root.fails("InvalidArgument", "auth", "user", "add", "bad/name")

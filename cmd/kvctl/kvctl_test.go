@@ -15,7 +15,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/cavedb/cave/gateway"
+	"github.com/cavedb/cave/auth"
 	"github.com/cavedb/cave/internal/nodetest"
 	"github.com/cavedb/cave/secrets"
 )
@@ -211,7 +211,7 @@ func TestKVCtlToken(t *testing.T) {
 	assert.Equal(t, 1, r.code, "put without credentials: %s", r.stdout)
 	assert.Contains(t, r.stderr, "Unauthenticated")
 
-	tok := c.Token(0, gateway.RootUser, time.Hour)
+	tok := c.Token(0, auth.RootUser, time.Hour)
 	r = kvctl(t, "", nil, ep, "--token", tok, "put", "--secret", "app/x", "v")
 	require.Zero(t, r.code, r.stderr)
 	r = kvctl(t, "", []string{"KVCTL_TOKEN=" + tok}, ep, "get", "--secret", "app/x")

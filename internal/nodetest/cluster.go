@@ -123,7 +123,7 @@ func WithKEK(kek func(node string) []byte) Option { return func(s *settings) { s
 
 // WithACL turns access control on (gateway.AuthConfig.Enabled): callers
 // authenticate with bearer tokens from Token and, with WithTLS, with client
-// certificates from ClientTLS (ClientTLS(gateway.RootUser) is an
+// certificates from ClientTLS (ClientTLS(auth.RootUser) is an
 // administrator). Default off, as in dev mode.
 func WithACL() Option { return func(s *settings) { s.acl = true } }
 
@@ -603,7 +603,7 @@ func (c *Cluster) start(m *member, httpLn, grpcLn net.Listener) error {
 // Token returns a bearer token for user, which must exist, issued by node
 // i without an access check and valid for ttl. It waits, up to the
 // cluster's timeout, for the access policy to be created at bootstrap.
-// The bootstrap policy has the user gateway.RootUser, an administrator.
+// The bootstrap policy has the user auth.RootUser, an administrator.
 func (c *Cluster) Token(i int, user string, ttl time.Duration) string {
 	c.t.Helper()
 	c.mu.Lock()
