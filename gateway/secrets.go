@@ -8,8 +8,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	secretsv1 "github.com/cavedb/cave/proto/cave/secrets/v1"
 	"github.com/cavedb/cave/auth"
+	secretsv1 "github.com/cavedb/cave/proto/cave/secrets/v1"
 	"github.com/cavedb/cave/secrets"
 )
 
