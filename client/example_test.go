@@ -63,7 +63,7 @@ func ExampleClient_Put() {
 		case errors.Is(err, client.ErrConditionFailed), errors.Is(err, client.ErrNotApplied):
 			continue // another writer won, or nothing was applied: read again
 		default:
-			log.Fatal(err) // ErrOutcomeUnknown included: the next Get tells
+			log.Fatal(err) // ErrOutcomeUnknown too: the increment may have applied
 		}
 	}
 }
