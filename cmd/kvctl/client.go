@@ -16,18 +16,25 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+
+	kvclient "github.com/cavedb/cave/client"
 )
 
 // maxMessageBytes bounds the messages kvctl sends and receives: the
 // server's largest --max-value-bytes (64 MiB) with room for the envelope.
 const maxMessageBytes = 64<<20 + 64<<10
 
-// client holds one connection per endpoint. Calls go to the first
+// client serves the commands. The key commands (get, put, del, list) use
+// the shard-aware client of package client, created at their first call:
+// it sends each request to the node that leads the key's shard. The other
+// commands hold one connection per endpoint; their calls go to the first
 // endpoint and move to the next only when one answers Unavailable, which
 // the API defines as "not applied", so moving on never repeats a write.
 type client struct {
 	conns  []*grpc.ClientConn
 	output string
+	cfg    kvclient.Config  // of kv
+	kv     *kvclient.Client // nil until kvClient is first called
 }
 
 // action is a command body run with a connected client under the
@@ -65,9 +72,13 @@ func dial(c *cli.Context) (*client, error) {
 	if len(endpoints) == 0 {
 		return nil, errors.New("--endpoints must name at least one HOST:PORT")
 	}
-	creds, err := transport(c.String("cacert"), c.String("cert"), c.String("key"))
+	tlsCfg, err := transport(c.String("cacert"), c.String("cert"), c.String("key"))
 	if err != nil {
 		return nil, err
+	}
+	creds := insecure.NewCredentials()
+	if tlsCfg != nil {
+		creds = credentials.NewTLS(tlsCfg)
 	}
 	opts := []grpc.DialOption{
 		grpc.WithTransportCredentials(creds),
@@ -78,7 +89,8 @@ func dial(c *cli.Context) (*client, error) {
 			return invoker(metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+tok), method, req, reply, cc, opts...)
 		}))
 	}
-	cl := &client{output: out}
+	cl := &client{output: out, cfg: kvclient.DefaultConfig()}
+	cl.cfg.Endpoints, cl.cfg.TLS, cl.cfg.Token, cl.cfg.MaxMessageBytes = endpoints, tlsCfg, c.String("token"), maxMessageBytes
 	for _, e := range endpoints {
 		conn, err := grpc.NewClient(e, opts...)
 		if err != nil {
@@ -90,13 +102,14 @@ func dial(c *cli.Context) (*client, error) {
 	return cl, nil
 }
 
-// transport returns TLS credentials when any of the TLS flags is set:
-// the server is verified against --cacert (the system roots without it),
-// and --cert and --key, which go together, are the client certificate.
-// Without TLS flags the connection is plaintext, as dev mode serves.
-func transport(caFile, certFile, keyFile string) (credentials.TransportCredentials, error) {
+// transport returns the TLS configuration when any of the TLS flags is
+// set: the server is verified against --cacert (the system roots without
+// it), and --cert and --key, which go together, are the client
+// certificate. Without TLS flags it returns nil: the connection is
+// plaintext, as dev mode serves.
+func transport(caFile, certFile, keyFile string) (*tls.Config, error) {
 	if caFile == "" && certFile == "" && keyFile == "" {
-		return insecure.NewCredentials(), nil
+		return nil, nil
 	}
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
 	if caFile != "" {
@@ -119,7 +132,7 @@ func transport(caFile, certFile, keyFile string) (credentials.TransportCredentia
 		}
 		cfg.Certificates = []tls.Certificate{pair}
 	}
-	return credentials.NewTLS(cfg), nil
+	return cfg, nil
 }
 
 // call runs f on each endpoint's connection in turn until one does not
@@ -132,6 +145,25 @@ func (cl *client) call(ctx context.Context, f func(conn *grpc.ClientConn) error)
 			break
 		}
 	}
+	return statusError(ctx, err)
+}
+
+// kvClient returns the shard-aware client, creating it under ctx on the
+// first call: it learns the cluster's routing from --endpoints.
+func (cl *client) kvClient(ctx context.Context) (*kvclient.Client, error) {
+	if cl.kv == nil {
+		kv, err := kvclient.New(ctx, cl.cfg)
+		if err != nil {
+			return nil, err
+		}
+		cl.kv = kv
+	}
+	return cl.kv, nil
+}
+
+// statusError returns err, if any, as a message with the status code, as
+// the server sent it, noting --timeout when the deadline ran out.
+func statusError(ctx context.Context, err error) error {
 	if err == nil {
 		return nil
 	}
@@ -145,5 +177,8 @@ func (cl *client) call(ctx context.Context, f func(conn *grpc.ClientConn) error)
 func (cl *client) close() {
 	for _, c := range cl.conns {
 		c.Close()
+	}
+	if cl.kv != nil {
+		cl.kv.Close()
 	}
 }
