@@ -140,6 +140,9 @@ func TestCluster(t *testing.T) {
 			} `json:"shards"`
 		}
 		require.NoError(t, json.NewDecoder(resp.Body).Decode(&body))
+		viaGRPC, err := cl.fetch(ctx, c.GRPCAddr(0), nil)
+		require.NoError(t, err)
+		assert.Equal(t, strconv.FormatUint(viaGRPC.version, 10), body.Version, "the same view has the same version")
 		require.Len(t, body.Slots, 3)
 		assert.Equal(t, 0, body.Slots[0].Start)
 		assert.Equal(t, ring.Slots, body.Slots[2].End)
