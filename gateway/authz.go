@@ -111,6 +111,7 @@ var (
 
 		clusterv1.Cluster_Members_FullMethodName: clusterView,
 		clusterv1.Cluster_Shards_FullMethodName:  clusterView,
+		clusterv1.Cluster_Routing_FullMethodName: clusterView,
 
 		authv1.Auth_WhoAmI_FullMethodName:      {access: accessIdentified, audit: true},
 		authv1.Auth_AddUser_FullMethodName:     adminCall,

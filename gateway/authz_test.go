@@ -70,6 +70,7 @@ func TestRouteRule(t *testing.T) {
 		{"/api/v1/kv", 0, true},
 		{"/api/v1/keys", 0, true},
 		{"/api/v1/cluster/members", 0, true},
+		{"/api/v1/cluster/routing", 0, true},
 		{"/api/v1/auth/users", 0, true},
 		{"/api/v1/secrets/rotate", 0, true},
 		{"/api/v1/nope", accessAdmin, false},

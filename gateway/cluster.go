@@ -2,10 +2,13 @@ package gateway
 
 import (
 	"context"
+	"encoding/binary"
+	"hash/fnv"
 	"log/slog"
 
 	"github.com/cavedb/cave/node"
 	clusterv1 "github.com/cavedb/cave/proto/cave/cluster/v1"
+	"github.com/cavedb/cave/ring"
 )
 
 // ClusterView is what the gateway shows of the cluster and of the local
@@ -17,6 +20,8 @@ type ClusterView interface {
 	Name() string
 	ClusterID(ctx context.Context) (string, error)
 	LocalShards() (led, followed int)
+	Table(ctx context.Context) (*ring.Table, error)
+	Routes() ([]node.ShardRoute, error)
 }
 
 var _ ClusterView = (*node.Node)(nil)
@@ -53,4 +58,65 @@ func (s *clusterService) Shards(ctx context.Context, _ *clusterv1.ShardsRequest)
 		out.Shards = append(out.Shards, ps)
 	}
 	return out, nil
+}
+
+// Routing implements clusterv1.ClusterServer from the node's cached slot
+// table and routes.
+func (s *clusterService) Routing(ctx context.Context, _ *clusterv1.RoutingRequest) (*clusterv1.RoutingResponse, error) {
+	tbl, err := s.view.Table(ctx)
+	if err != nil {
+		return nil, toStatus(s.lg, err)
+	}
+	routes, err := s.view.Routes()
+	if err != nil {
+		return nil, toStatus(s.lg, err)
+	}
+	out := &clusterv1.RoutingResponse{}
+	for _, r := range tbl.Ranges() {
+		out.Slots = append(out.Slots, &clusterv1.SlotRange{Start: uint32(r.Start), End: uint32(r.End), ShardId: uint64(r.Shard)})
+	}
+	for _, rt := range routes {
+		ps := &clusterv1.ShardRoute{Id: uint64(rt.ID), Leader: rt.Leader.Name, LeaderGrpcAddr: rt.Leader.GRPCAddr}
+		for _, r := range rt.Replicas {
+			ps.Replicas = append(ps.Replicas, &clusterv1.RouteReplica{Node: r.Name, GrpcAddr: r.GRPCAddr, Role: r.Role.String()})
+		}
+		out.Shards = append(out.Shards, ps)
+	}
+	out.Version = routingVersion(out)
+	return out, nil
+}
+
+// routingVersion returns a 64-bit FNV-1a hash of every field of r but its
+// version, each string length-prefixed, so equal answers get equal
+// versions on every node.
+func routingVersion(r *clusterv1.RoutingResponse) uint64 {
+	h := fnv.New64a()
+	var b [8]byte
+	num := func(v uint64) {
+		binary.BigEndian.PutUint64(b[:], v)
+		_, _ = h.Write(b[:])
+	}
+	str := func(v string) {
+		num(uint64(len(v)))
+		_, _ = h.Write([]byte(v))
+	}
+	num(uint64(len(r.Slots)))
+	for _, sr := range r.Slots {
+		num(uint64(sr.Start))
+		num(uint64(sr.End))
+		num(sr.ShardId)
+	}
+	num(uint64(len(r.Shards)))
+	for _, sh := range r.Shards {
+		num(sh.Id)
+		str(sh.Leader)
+		str(sh.LeaderGrpcAddr)
+		num(uint64(len(sh.Replicas)))
+		for _, rp := range sh.Replicas {
+			str(rp.Node)
+			str(rp.GrpcAddr)
+			str(rp.Role)
+		}
+	}
+	return h.Sum64()
 }

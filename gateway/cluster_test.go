@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/cavedb/cave/gateway"
 	"github.com/cavedb/cave/internal/nodetest"
 )
 
@@ -76,15 +77,21 @@ func TestClusterRESTBadInput(t *testing.T) {
 				keys = append(keys, k)
 			}
 			slices.Sort(keys)
-			assert.Equal(t, []string{"code", "message", "status"}, keys, "fields of the error body %s", resp.body)
+			wantKeys, wantReason := []string{"code", "message", "status"}, ""
+			if tc.status == http.StatusPreconditionFailed {
+				wantKeys, wantReason = []string{"code", "message", "reason", "status"}, gateway.ReasonConditionFailed
+			}
+			assert.Equal(t, wantKeys, keys, "fields of the error body %s", resp.body)
 			var eb struct {
 				Code    int    `json:"code"`
 				Status  string `json:"status"`
 				Message string `json:"message"`
+				Reason  string `json:"reason"`
 			}
 			require.NoError(t, json.Unmarshal([]byte(resp.body), &eb), resp.body)
 			assert.Equal(t, tc.code, eb.Code, "code in %s", resp.body)
 			assert.Equal(t, tc.codeName, eb.Status, "status in %s", resp.body)
+			assert.Equal(t, wantReason, eb.Reason, "reason in %s", resp.body)
 			assert.Contains(t, eb.Message, tc.mentions, "message in %s", resp.body)
 			if len(tc.body) > 8 {
 				assert.NotContains(t, eb.Message, tc.body, "the error message repeats the value")

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -20,8 +21,8 @@ import (
 )
 
 // Reasons in the google.rpc.ErrorInfo detail (domain ErrorDomain) of the
-// two failures a client must tell apart, and in the "reason" field of the
-// REST error body:
+// failures a client must tell apart without reading messages, and in the
+// "reason" field of the REST error body:
 const (
 	// ReasonNotApplied comes with UNAVAILABLE (HTTP 503, Retry-After): the
 	// request was not applied and may be retried as it is, on any node.
@@ -30,15 +31,23 @@ const (
 	// write may or may not have been applied; read before retrying a
 	// conditional write.
 	ReasonOutcomeUnknown = "OUTCOME_UNKNOWN"
+	// ReasonConditionFailed comes with FAILED_PRECONDITION (HTTP 412) when
+	// a prev_revision condition does not hold; nothing was applied. The
+	// ErrorInfo metadata MetaCurrentRevision holds the key's current
+	// mod_revision in decimal ("0": the key does not exist).
+	ReasonConditionFailed = "CONDITION_FAILED"
+	// MetaCurrentRevision is the ErrorInfo metadata key of the current
+	// revision that comes with ReasonConditionFailed.
+	MetaCurrentRevision = "current_revision"
 	// ErrorDomain is the ErrorInfo domain of cave's reasons.
 	ErrorDomain = "cave"
 )
 
 // withReason returns a status with msg and an ErrorInfo detail naming
-// reason.
-func withReason(c codes.Code, reason, msg string) error {
+// reason, with metadata md (nil for none).
+func withReason(c codes.Code, reason, msg string, md map[string]string) error {
 	st := status.New(c, msg)
-	if d, err := st.WithDetails(&errdetails.ErrorInfo{Reason: reason, Domain: ErrorDomain}); err == nil {
+	if d, err := st.WithDetails(&errdetails.ErrorInfo{Reason: reason, Domain: ErrorDomain, Metadata: md}); err == nil {
 		st = d
 	}
 	return st.Err()
@@ -70,7 +79,9 @@ func toStatus(lg *slog.Logger, err error) error {
 	case err == nil:
 		return nil
 	case errors.As(err, &cond):
-		return status.Errorf(codes.FailedPrecondition, "condition failed: the current revision of %q is %d", cond.Key, cond.Current)
+		return withReason(codes.FailedPrecondition, ReasonConditionFailed,
+			fmt.Sprintf("condition failed: the current revision of %q is %d", cond.Key, cond.Current),
+			map[string]string{MetaCurrentRevision: strconv.FormatInt(cond.Current, 10)})
 	case errors.Is(err, router.ErrKeyNotFound):
 		return status.Error(codes.NotFound, "key not found")
 	case errors.Is(err, router.ErrBadPageToken):
@@ -79,10 +90,10 @@ func toStatus(lg *slog.Logger, err error) error {
 		return status.Error(codes.ResourceExhausted, "request too large")
 	case errors.Is(err, router.ErrUnknownOutcome):
 		return withReason(codes.DeadlineExceeded, ReasonOutcomeUnknown,
-			"the write was interrupted (leader change or timeout) and may or may not have been applied; read the key before retrying")
+			"the write was interrupted (leader change or timeout) and may or may not have been applied; read the key before retrying", nil)
 	case errors.Is(err, router.ErrUnavailable), errors.Is(err, node.ErrNotInitialized), errors.Is(err, node.ErrNotReady),
 		errors.Is(err, node.ErrNoReplica), errors.Is(err, node.ErrClosed):
-		return withReason(codes.Unavailable, ReasonNotApplied, "shard unavailable (no leader yet or node not ready); nothing was applied, retry shortly")
+		return withReason(codes.Unavailable, ReasonNotApplied, "shard unavailable (no leader yet or node not ready); nothing was applied, retry shortly", nil)
 	case errors.Is(err, context.DeadlineExceeded):
 		return status.Error(codes.DeadlineExceeded, "deadline exceeded")
 	case errors.Is(err, context.Canceled):
@@ -152,7 +163,7 @@ func httpStatus(c codes.Code) int {
 // errorBody is the JSON error of every REST response: code is the gRPC
 // status code, status its name, message a sentence for people, and reason,
 // when set, a machine-readable cause (ReasonNotApplied,
-// ReasonOutcomeUnknown).
+// ReasonOutcomeUnknown, ReasonConditionFailed).
 type errorBody struct {
 	Code    codes.Code `json:"code"`
 	Status  string     `json:"status"`

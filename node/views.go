@@ -1,8 +1,10 @@
 package node
 
 import (
+	"cmp"
 	"context"
 	"slices"
+	"strings"
 
 	"github.com/cavedb/cave/ring"
 )
@@ -151,4 +153,74 @@ func (n *Node) shardSize(ctx context.Context, id ring.ShardID) (int64, int64) {
 		}
 	}
 	return -1, -1
+}
+
+// ShardRoute is where the requests of one data shard go, as this node
+// sees it now.
+type ShardRoute struct {
+	ID ring.ShardID
+	// Leader is the node whose replica leads the shard; it is zero when no
+	// leader is known or the leader's node is not a live member with a
+	// gRPC address.
+	Leader Host
+	// Replicas are the shard's recorded replicas, sorted by node name. A
+	// replica's GRPCAddr is "" when its node is not alive.
+	Replicas []RouteReplica
+}
+
+// RouteReplica is one replica in a ShardRoute.
+type RouteReplica struct {
+	Host
+	Role Role
+}
+
+// Routes returns the route of every data shard, sorted by id. It reads
+// the placement cached by the reconciler, gossip and the local replicas'
+// view of their leaders: no Raft round, and it never blocks. A leader is
+// the local node when its replica leads, else the one the local replica
+// last heard from, else the one gossip names. It returns ErrNotInitialized
+// before the first reconcile has loaded the placement.
+func (n *Node) Routes() ([]ShardRoute, error) {
+	p := n.state.Load()
+	if p == nil {
+		return nil, ErrNotInitialized
+	}
+	alive := map[string]Member{}
+	gossipLeader := map[ring.ShardID]string{}
+	for _, m := range n.ms.members() {
+		if m.State != StateAlive {
+			continue
+		}
+		alive[m.Name] = m
+		for _, id := range m.Leads {
+			if m.Name != n.cfg.Name { // the local replica knows better
+				gossipLeader[id] = m.Name
+			}
+		}
+	}
+	out := make([]ShardRoute, 0, len(p.byShard))
+	for id, replicas := range p.byShard {
+		if id == ring.MetaShard {
+			continue
+		}
+		rt := ShardRoute{ID: id}
+		rid, leading := n.leaders.leader(id)
+		leader := gossipLeader[id]
+		if leading {
+			leader = n.cfg.Name
+		}
+		for _, r := range replicas {
+			if !leading && rid != 0 && r.ID == rid {
+				leader = r.Node
+			}
+			rt.Replicas = append(rt.Replicas, RouteReplica{Host: Host{Name: r.Node, GRPCAddr: alive[r.Node].GRPCAddr}, Role: r.Role})
+		}
+		if m, ok := alive[leader]; ok && m.GRPCAddr != "" {
+			rt.Leader = Host{Name: leader, GRPCAddr: m.GRPCAddr}
+		}
+		slices.SortFunc(rt.Replicas, func(a, b RouteReplica) int { return strings.Compare(a.Name, b.Name) })
+		out = append(out, rt)
+	}
+	slices.SortFunc(out, func(a, b ShardRoute) int { return cmp.Compare(a.ID, b.ID) })
+	return out, nil
 }

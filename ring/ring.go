@@ -51,7 +51,8 @@ type Table struct {
 	shards []ShardID
 }
 
-// ErrBadTable is returned by Decode when the encoded table is malformed.
+// ErrBadTable is returned by Decode and FromRanges when the table they are
+// given is malformed.
 var ErrBadTable = errors.New("ring: malformed slot table")
 
 // NewTable returns a table that splits the ring into n contiguous ranges of
@@ -116,6 +117,58 @@ func Decode(b []byte) (*Table, error) {
 			return nil, fmt.Errorf("%w: slot %d assigned to the meta shard", ErrBadTable, s)
 		}
 		t.owner[s] = id
+	}
+	t.index()
+	return t, nil
+}
+
+// Range is a contiguous run of slots, [Start, End), owned by one shard.
+type Range struct {
+	Start, End Slot
+	Shard      ShardID
+}
+
+// Ranges returns the table as its maximal runs of slots with one owner,
+// sorted by Start: together they cover [0, Slots) exactly once. The slice
+// is new and belongs to the caller.
+func (t *Table) Ranges() []Range {
+	var out []Range
+	start := 0
+	for s := 1; s <= Slots; s++ {
+		if s == Slots || t.owner[s] != t.owner[start] {
+			out = append(out, Range{Start: Slot(start), End: Slot(s), Shard: t.owner[start]})
+			start = s
+		}
+	}
+	return out
+}
+
+// FromRanges returns the table that the ranges describe, in any order; it
+// is the inverse of Ranges. It returns ErrBadTable when a range is empty,
+// ends past Slots or is owned by the meta shard, or when the ranges
+// overlap or leave a slot without an owner.
+func FromRanges(rs []Range) (*Table, error) {
+	t := &Table{}
+	var owned [Slots]bool
+	for _, r := range rs {
+		switch {
+		case r.Start >= r.End || r.End > Slots:
+			return nil, fmt.Errorf("%w: range [%d, %d) is empty or ends past %d", ErrBadTable, r.Start, r.End, Slots)
+		case r.Shard == MetaShard:
+			return nil, fmt.Errorf("%w: range [%d, %d) assigned to the meta shard", ErrBadTable, r.Start, r.End)
+		}
+		for s := r.Start; s < r.End; s++ {
+			if owned[s] {
+				return nil, fmt.Errorf("%w: slot %d is in two ranges", ErrBadTable, s)
+			}
+			owned[s] = true
+			t.owner[s] = r.Shard
+		}
+	}
+	for s, ok := range owned {
+		if !ok {
+			return nil, fmt.Errorf("%w: slot %d is in no range", ErrBadTable, s)
+		}
 	}
 	t.index()
 	return t, nil

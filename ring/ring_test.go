@@ -1,7 +1,9 @@
 package ring
 
 import (
+	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -34,12 +36,8 @@ func TestGolden(t *testing.T) {
 				return out.String()
 			case "ranges":
 				var out strings.Builder
-				start := 0
-				for s := 1; s <= Slots; s++ {
-					if s == Slots || tbl.Owner(Slot(s)) != tbl.Owner(Slot(start)) {
-						fmt.Fprintf(&out, "shard=%d slots=[%d,%d] count=%d\n", tbl.Owner(Slot(start)), start, s-1, s-start)
-						start = s
-					}
+				for _, r := range tbl.Ranges() {
+					fmt.Fprintf(&out, "shard=%d slots=[%d,%d] count=%d\n", r.Shard, r.Start, r.End-1, r.End-r.Start)
 				}
 				return out.String()
 			default:
@@ -68,6 +66,68 @@ func TestEncodeDecodeRoundTrip(t *testing.T) {
 			}
 			if len(a.Shards()) != n {
 				t.Fatalf("got %d shards, want %d", len(a.Shards()), n)
+			}
+		})
+	}
+}
+
+// TestRangesRoundTrip checks that FromRanges inverts Ranges, in any order
+// of the ranges, and that Ranges are maximal runs covering the ring.
+func TestRangesRoundTrip(t *testing.T) {
+	t.Parallel()
+	mixed := &Table{}
+	for s := range mixed.owner {
+		mixed.owner[s] = ShardID(1 + (s/7)%5) // runs of 7 slots, shards repeating
+	}
+	mixed.index()
+	tables := map[string]*Table{"mixed": mixed}
+	for _, n := range []int{1, 3, 7, MaxShards} {
+		tables[strconv.Itoa(n)], _ = NewTable(n)
+	}
+	for name, a := range tables {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			rs := a.Ranges()
+			next := Slot(0)
+			for i, r := range rs {
+				if r.Start != next || r.End <= r.Start || (i > 0 && rs[i-1].Shard == r.Shard) {
+					t.Fatalf("range %d = %+v after %d: not a maximal run", i, r, next)
+				}
+				next = r.End
+			}
+			if next != Slots {
+				t.Fatalf("ranges end at %d, want %d", next, Slots)
+			}
+			slices.Reverse(rs)
+			b, err := FromRanges(rs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if a.owner != b.owner || fmt.Sprint(a.Shards()) != fmt.Sprint(b.Shards()) {
+				t.Fatalf("round trip changed the table")
+			}
+		})
+	}
+}
+
+func TestFromRangesBadInput(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name string
+		rs   []Range
+	}{
+		{"none", nil},
+		{"gap", []Range{{0, 100, 1}, {101, Slots, 2}}},
+		{"overlap", []Range{{0, 101, 1}, {100, Slots, 2}}},
+		{"empty", []Range{{0, 0, 1}, {0, Slots, 1}}},
+		{"past the ring", []Range{{0, Slots + 1, 1}}},
+		{"meta shard", []Range{{0, Slots, MetaShard}}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			if _, err := FromRanges(tc.rs); !errors.Is(err, ErrBadTable) {
+				t.Fatalf("FromRanges(%v) = %v, want ErrBadTable", tc.rs, err)
 			}
 		})
 	}

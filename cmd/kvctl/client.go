@@ -16,18 +16,25 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+
+	kvclient "github.com/cavedb/cave/client"
 )
 
 // maxMessageBytes bounds the messages kvctl sends and receives: the
 // server's largest --max-value-bytes (64 MiB) with room for the envelope.
 const maxMessageBytes = 64<<20 + 64<<10
 
-// client holds one connection per endpoint. Calls go to the first
+// client serves the commands. The key commands (get, put, del, list) use
+// the shard-aware client of package client, created at their first call:
+// it sends each request to the node that leads the key's shard. The other
+// commands hold one connection per endpoint; their calls go to the first
 // endpoint and move to the next only when one answers Unavailable, which
 // the API defines as "not applied", so moving on never repeats a write.
 type client struct {
 	conns  []*grpc.ClientConn
 	output string
+	cfg    kvclient.Config  // of kv
+	kv     *kvclient.Client // nil until kvClient is first called
 }
 
 // action is a command body run with a connected client under the
@@ -64,7 +71,12 @@ func dial(c *cli.Context) (*client, error) {
 	if err != nil {
 		return nil, err
 	}
-	cl := &client{output: out}
+	tlsCfg, err := tlsConfig(c.String("cacert"), c.String("cert"), c.String("key"))
+	if err != nil {
+		return nil, err
+	}
+	cl := &client{output: out, cfg: kvclient.DefaultConfig()}
+	cl.cfg.Endpoints, cl.cfg.TLS, cl.cfg.Token, cl.cfg.MaxMessageBytes = endpoints, tlsCfg, c.String("token"), maxMessageBytes
 	for _, e := range endpoints {
 		conn, err := grpc.NewClient(e, opts...)
 		if err != nil {
@@ -167,6 +179,25 @@ func (cl *client) call(ctx context.Context, f func(conn *grpc.ClientConn) error)
 			break
 		}
 	}
+	return statusError(ctx, err)
+}
+
+// kvClient returns the shard-aware client, creating it under ctx on the
+// first call: it learns the cluster's routing from --endpoints.
+func (cl *client) kvClient(ctx context.Context) (*kvclient.Client, error) {
+	if cl.kv == nil {
+		kv, err := kvclient.New(ctx, cl.cfg)
+		if err != nil {
+			return nil, err
+		}
+		cl.kv = kv
+	}
+	return cl.kv, nil
+}
+
+// statusError returns err, if any, as a message with the status code, as
+// the server sent it, noting --timeout when the deadline ran out.
+func statusError(ctx context.Context, err error) error {
 	if err == nil {
 		return nil
 	}
@@ -180,5 +211,8 @@ func (cl *client) call(ctx context.Context, f func(conn *grpc.ClientConn) error)
 func (cl *client) close() {
 	for _, c := range cl.conns {
 		c.Close()
+	}
+	if cl.kv != nil {
+		cl.kv.Close()
 	}
 }

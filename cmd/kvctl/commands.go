@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
+	kvclient "github.com/cavedb/cave/client"
 	clusterv1 "github.com/cavedb/cave/proto/cave/cluster/v1"
 	kvv1 "github.com/cavedb/cave/proto/cave/kv/v1"
 	secretsv1 "github.com/cavedb/cave/proto/cave/secrets/v1"
@@ -80,17 +81,23 @@ func get(ctx context.Context, c *cli.Context, cl *client) error {
 	if err != nil {
 		return err
 	}
-	req := &kvv1.GetRequest{Key: a[0], Secret: c.Bool("secret")}
+	var opts []kvclient.GetOption
+	if c.Bool("secret") {
+		opts = append(opts, kvclient.Secret())
+	}
 	if c.Bool("stale") {
-		req.Consistency = kvv1.Consistency_CONSISTENCY_STALE
+		opts = append(opts, kvclient.Stale())
 	}
-	var resp *kvv1.GetResponse
-	if err := cl.call(ctx, func(conn *grpc.ClientConn) (err error) {
-		resp, err = kvv1.NewKVClient(conn).Get(ctx, req)
-		return err
-	}); err != nil {
+	kv, err := cl.kvClient(ctx)
+	if err != nil {
 		return err
 	}
+	got, err := kv.Get(ctx, a[0], opts...)
+	if err != nil {
+		return statusError(ctx, err)
+	}
+	resp := &kvv1.GetResponse{Key: got.Key, Value: got.Value, CreateRevision: got.CreateRevision,
+		ModRevision: got.ModRevision, Version: got.Version}
 	if cl.output == "json" {
 		return printJSON(c.App.Writer, resp)
 	}
@@ -117,17 +124,22 @@ func put(ctx context.Context, c *cli.Context, cl *client) error {
 			return fmt.Errorf("the value on stdin is larger than %d bytes", maxStdinBytes)
 		}
 	}
-	req := &kvv1.PutRequest{Key: a[0], Value: value, Secret: c.Bool("secret")}
+	var opts []kvclient.PutOption
+	if c.Bool("secret") {
+		opts = append(opts, kvclient.Secret())
+	}
 	if c.IsSet("prev-revision") {
-		req.PrevRevision = proto.Int64(c.Int64("prev-revision"))
+		opts = append(opts, kvclient.PrevRevision(c.Int64("prev-revision")))
 	}
-	var resp *kvv1.PutResponse
-	if err := cl.call(ctx, func(conn *grpc.ClientConn) (err error) {
-		resp, err = kvv1.NewKVClient(conn).Put(ctx, req)
-		return err
-	}); err != nil {
+	kv, err := cl.kvClient(ctx)
+	if err != nil {
 		return err
 	}
+	rev, err := kv.Put(ctx, a[0], value, opts...)
+	if err != nil {
+		return statusError(ctx, err)
+	}
+	resp := &kvv1.PutResponse{Key: a[0], Revision: rev}
 	if cl.output == "json" {
 		return printJSON(c.App.Writer, resp)
 	}
@@ -141,17 +153,19 @@ func del(ctx context.Context, c *cli.Context, cl *client) error {
 	if err != nil {
 		return err
 	}
-	req := &kvv1.DeleteRequest{Key: a[0]}
+	var opts []kvclient.DeleteOption
 	if c.IsSet("prev-revision") {
-		req.PrevRevision = proto.Int64(c.Int64("prev-revision"))
+		opts = append(opts, kvclient.PrevRevision(c.Int64("prev-revision")))
 	}
-	var resp *kvv1.DeleteResponse
-	if err := cl.call(ctx, func(conn *grpc.ClientConn) (err error) {
-		resp, err = kvv1.NewKVClient(conn).Delete(ctx, req)
-		return err
-	}); err != nil {
+	kv, err := cl.kvClient(ctx)
+	if err != nil {
 		return err
 	}
+	rev, err := kv.Delete(ctx, a[0], opts...)
+	if err != nil {
+		return statusError(ctx, err)
+	}
+	resp := &kvv1.DeleteResponse{Deleted: true, Revision: rev}
 	if cl.output == "json" {
 		return printJSON(c.App.Writer, resp)
 	}
@@ -169,27 +183,31 @@ func list(ctx context.Context, c *cli.Context, cl *client) error {
 	if size < 0 || size > math.MaxInt32 {
 		return fmt.Errorf("--page-size must be in [0, %d], got %d", math.MaxInt32, size)
 	}
-	req := &kvv1.ListRequest{Limit: int32(size)}
+	prefix := ""
 	if len(a) == 1 {
-		req.Prefix = a[0]
+		prefix = a[0]
+	}
+	kv, err := cl.kvClient(ctx)
+	if err != nil {
+		return err
 	}
 	all := &kvv1.ListResponse{}
+	token := ""
 	for {
-		var page *kvv1.ListResponse
-		if err := cl.call(ctx, func(conn *grpc.ClientConn) (err error) {
-			page, err = kvv1.NewKVClient(conn).List(ctx, req)
-			return err
-		}); err != nil {
-			return err
+		page, err := kv.List(ctx, prefix, kvclient.Limit(int32(size)), kvclient.PageToken(token))
+		if err != nil {
+			return statusError(ctx, err)
 		}
-		all.Items = append(all.Items, page.Items...)
+		for _, it := range page.Items {
+			all.Items = append(all.Items, &kvv1.ListItem{Key: it.Key, ModRevision: it.ModRevision, Size: it.Size})
+		}
 		if page.NextPageToken == "" {
 			break
 		}
-		if page.NextPageToken == req.PageToken {
+		if page.NextPageToken == token {
 			return errors.New("the server returned the same page token twice")
 		}
-		req.PageToken = page.NextPageToken
+		token = page.NextPageToken
 	}
 	if cl.output == "json" {
 		return printJSON(c.App.Writer, all)

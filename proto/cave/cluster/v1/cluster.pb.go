@@ -443,6 +443,319 @@ func (x *Replica) GetRole() string {
 	return ""
 }
 
+// RoutingRequest has no parameters.
+type RoutingRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RoutingRequest) Reset() {
+	*x = RoutingRequest{}
+	mi := &file_cave_cluster_v1_cluster_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RoutingRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RoutingRequest) ProtoMessage() {}
+
+func (x *RoutingRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cave_cluster_v1_cluster_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RoutingRequest.ProtoReflect.Descriptor instead.
+func (*RoutingRequest) Descriptor() ([]byte, []int) {
+	return file_cave_cluster_v1_cluster_proto_rawDescGZIP(), []int{7}
+}
+
+// RoutingResponse is the serving node's routing view.
+type RoutingResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// version identifies the contents of this answer: two answers with equal
+	// versions have equal slots and shards, so a client may skip rebuilding
+	// its routes. Versions are not ordered: a different version only means
+	// that something changed.
+	Version uint64 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	// slots is the slot table as contiguous runs: every slot of the ring
+	// [0, 4096) is in exactly one range, sorted by start. A key's slot is
+	// CRC-32C (Castagnoli) of its bytes mod 4096. The table is written at
+	// bootstrap and never changes.
+	Slots []*SlotRange `protobuf:"bytes,2,rep,name=slots,proto3" json:"slots,omitempty"`
+	// shards are the data shards (never the meta shard 0), sorted by id.
+	Shards        []*ShardRoute `protobuf:"bytes,3,rep,name=shards,proto3" json:"shards,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RoutingResponse) Reset() {
+	*x = RoutingResponse{}
+	mi := &file_cave_cluster_v1_cluster_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RoutingResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RoutingResponse) ProtoMessage() {}
+
+func (x *RoutingResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cave_cluster_v1_cluster_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RoutingResponse.ProtoReflect.Descriptor instead.
+func (*RoutingResponse) Descriptor() ([]byte, []int) {
+	return file_cave_cluster_v1_cluster_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *RoutingResponse) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *RoutingResponse) GetSlots() []*SlotRange {
+	if x != nil {
+		return x.Slots
+	}
+	return nil
+}
+
+func (x *RoutingResponse) GetShards() []*ShardRoute {
+	if x != nil {
+		return x.Shards
+	}
+	return nil
+}
+
+// SlotRange assigns the slots [start, end) to one shard.
+type SlotRange struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// start is the first slot of the range.
+	Start uint32 `protobuf:"varint,1,opt,name=start,proto3" json:"start,omitempty"`
+	// end is one past the last slot of the range.
+	End uint32 `protobuf:"varint,2,opt,name=end,proto3" json:"end,omitempty"`
+	// shard_id is the data shard that owns the range.
+	ShardId       uint64 `protobuf:"varint,3,opt,name=shard_id,json=shardId,proto3" json:"shard_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SlotRange) Reset() {
+	*x = SlotRange{}
+	mi := &file_cave_cluster_v1_cluster_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SlotRange) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SlotRange) ProtoMessage() {}
+
+func (x *SlotRange) ProtoReflect() protoreflect.Message {
+	mi := &file_cave_cluster_v1_cluster_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SlotRange.ProtoReflect.Descriptor instead.
+func (*SlotRange) Descriptor() ([]byte, []int) {
+	return file_cave_cluster_v1_cluster_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *SlotRange) GetStart() uint32 {
+	if x != nil {
+		return x.Start
+	}
+	return 0
+}
+
+func (x *SlotRange) GetEnd() uint32 {
+	if x != nil {
+		return x.End
+	}
+	return 0
+}
+
+func (x *SlotRange) GetShardId() uint64 {
+	if x != nil {
+		return x.ShardId
+	}
+	return 0
+}
+
+// ShardRoute is where one shard's requests go.
+type ShardRoute struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// id is the shard id.
+	Id uint64 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	// leader is the name of the node whose replica leads the shard, or empty
+	// when no leader is known or its node is not alive. Writes and
+	// linearizable reads run there without a forwarding hop.
+	Leader string `protobuf:"bytes,2,opt,name=leader,proto3" json:"leader,omitempty"`
+	// leader_grpc_addr is the gRPC address of the leader's node, or empty
+	// when leader is.
+	LeaderGrpcAddr string `protobuf:"bytes,3,opt,name=leader_grpc_addr,json=leaderGrpcAddr,proto3" json:"leader_grpc_addr,omitempty"`
+	// replicas are the shard's replicas, sorted by node name. Any of them
+	// serves stale reads.
+	Replicas      []*RouteReplica `protobuf:"bytes,4,rep,name=replicas,proto3" json:"replicas,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ShardRoute) Reset() {
+	*x = ShardRoute{}
+	mi := &file_cave_cluster_v1_cluster_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ShardRoute) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ShardRoute) ProtoMessage() {}
+
+func (x *ShardRoute) ProtoReflect() protoreflect.Message {
+	mi := &file_cave_cluster_v1_cluster_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ShardRoute.ProtoReflect.Descriptor instead.
+func (*ShardRoute) Descriptor() ([]byte, []int) {
+	return file_cave_cluster_v1_cluster_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *ShardRoute) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *ShardRoute) GetLeader() string {
+	if x != nil {
+		return x.Leader
+	}
+	return ""
+}
+
+func (x *ShardRoute) GetLeaderGrpcAddr() string {
+	if x != nil {
+		return x.LeaderGrpcAddr
+	}
+	return ""
+}
+
+func (x *ShardRoute) GetReplicas() []*RouteReplica {
+	if x != nil {
+		return x.Replicas
+	}
+	return nil
+}
+
+// RouteReplica is one replica of a ShardRoute.
+type RouteReplica struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// node is the name of the node that holds the replica.
+	Node string `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
+	// grpc_addr is the gRPC address of that node, or empty when the node is
+	// not alive in the serving node's gossip view.
+	GrpcAddr string `protobuf:"bytes,2,opt,name=grpc_addr,json=grpcAddr,proto3" json:"grpc_addr,omitempty"`
+	// role is "voter" or "learner" (catching up; it may lag further).
+	Role          string `protobuf:"bytes,3,opt,name=role,proto3" json:"role,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RouteReplica) Reset() {
+	*x = RouteReplica{}
+	mi := &file_cave_cluster_v1_cluster_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RouteReplica) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RouteReplica) ProtoMessage() {}
+
+func (x *RouteReplica) ProtoReflect() protoreflect.Message {
+	mi := &file_cave_cluster_v1_cluster_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RouteReplica.ProtoReflect.Descriptor instead.
+func (*RouteReplica) Descriptor() ([]byte, []int) {
+	return file_cave_cluster_v1_cluster_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *RouteReplica) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *RouteReplica) GetGrpcAddr() string {
+	if x != nil {
+		return x.GrpcAddr
+	}
+	return ""
+}
+
+func (x *RouteReplica) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
 var File_cave_cluster_v1_cluster_proto protoreflect.FileDescriptor
 
 const file_cave_cluster_v1_cluster_proto_rawDesc = "" +
@@ -472,10 +785,30 @@ const file_cave_cluster_v1_cluster_proto_rawDesc = "" +
 	"\x04node\x18\x01 \x01(\tR\x04node\x12\x1d\n" +
 	"\n" +
 	"replica_id\x18\x02 \x01(\x04R\treplicaId\x12\x12\n" +
-	"\x04role\x18\x03 \x01(\tR\x04role2\xe3\x01\n" +
+	"\x04role\x18\x03 \x01(\tR\x04role\"\x10\n" +
+	"\x0eRoutingRequest\"\x92\x01\n" +
+	"\x0fRoutingResponse\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\x04R\aversion\x120\n" +
+	"\x05slots\x18\x02 \x03(\v2\x1a.cave.cluster.v1.SlotRangeR\x05slots\x123\n" +
+	"\x06shards\x18\x03 \x03(\v2\x1b.cave.cluster.v1.ShardRouteR\x06shards\"N\n" +
+	"\tSlotRange\x12\x14\n" +
+	"\x05start\x18\x01 \x01(\rR\x05start\x12\x10\n" +
+	"\x03end\x18\x02 \x01(\rR\x03end\x12\x19\n" +
+	"\bshard_id\x18\x03 \x01(\x04R\ashardId\"\x99\x01\n" +
+	"\n" +
+	"ShardRoute\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x16\n" +
+	"\x06leader\x18\x02 \x01(\tR\x06leader\x12(\n" +
+	"\x10leader_grpc_addr\x18\x03 \x01(\tR\x0eleaderGrpcAddr\x129\n" +
+	"\breplicas\x18\x04 \x03(\v2\x1d.cave.cluster.v1.RouteReplicaR\breplicas\"S\n" +
+	"\fRouteReplica\x12\x12\n" +
+	"\x04node\x18\x01 \x01(\tR\x04node\x12\x1b\n" +
+	"\tgrpc_addr\x18\x02 \x01(\tR\bgrpcAddr\x12\x12\n" +
+	"\x04role\x18\x03 \x01(\tR\x04role2\xd2\x02\n" +
 	"\aCluster\x12m\n" +
 	"\aMembers\x12\x1f.cave.cluster.v1.MembersRequest\x1a .cave.cluster.v1.MembersResponse\"\x1f\x82\xd3\xe4\x93\x02\x19\x12\x17/api/v1/cluster/members\x12i\n" +
-	"\x06Shards\x12\x1e.cave.cluster.v1.ShardsRequest\x1a\x1f.cave.cluster.v1.ShardsResponse\"\x1e\x82\xd3\xe4\x93\x02\x18\x12\x16/api/v1/cluster/shardsB8Z6github.com/cavedb/cave/proto/cave/cluster/v1;clusterv1b\x06proto3"
+	"\x06Shards\x12\x1e.cave.cluster.v1.ShardsRequest\x1a\x1f.cave.cluster.v1.ShardsResponse\"\x1e\x82\xd3\xe4\x93\x02\x18\x12\x16/api/v1/cluster/shards\x12m\n" +
+	"\aRouting\x12\x1f.cave.cluster.v1.RoutingRequest\x1a .cave.cluster.v1.RoutingResponse\"\x1f\x82\xd3\xe4\x93\x02\x19\x12\x17/api/v1/cluster/routingB8Z6github.com/cavedb/cave/proto/cave/cluster/v1;clusterv1b\x06proto3"
 
 var (
 	file_cave_cluster_v1_cluster_proto_rawDescOnce sync.Once
@@ -489,7 +822,7 @@ func file_cave_cluster_v1_cluster_proto_rawDescGZIP() []byte {
 	return file_cave_cluster_v1_cluster_proto_rawDescData
 }
 
-var file_cave_cluster_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_cave_cluster_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_cave_cluster_v1_cluster_proto_goTypes = []any{
 	(*MembersRequest)(nil),  // 0: cave.cluster.v1.MembersRequest
 	(*MembersResponse)(nil), // 1: cave.cluster.v1.MembersResponse
@@ -498,20 +831,30 @@ var file_cave_cluster_v1_cluster_proto_goTypes = []any{
 	(*ShardsResponse)(nil),  // 4: cave.cluster.v1.ShardsResponse
 	(*Shard)(nil),           // 5: cave.cluster.v1.Shard
 	(*Replica)(nil),         // 6: cave.cluster.v1.Replica
+	(*RoutingRequest)(nil),  // 7: cave.cluster.v1.RoutingRequest
+	(*RoutingResponse)(nil), // 8: cave.cluster.v1.RoutingResponse
+	(*SlotRange)(nil),       // 9: cave.cluster.v1.SlotRange
+	(*ShardRoute)(nil),      // 10: cave.cluster.v1.ShardRoute
+	(*RouteReplica)(nil),    // 11: cave.cluster.v1.RouteReplica
 }
 var file_cave_cluster_v1_cluster_proto_depIdxs = []int32{
-	2, // 0: cave.cluster.v1.MembersResponse.members:type_name -> cave.cluster.v1.Member
-	5, // 1: cave.cluster.v1.ShardsResponse.shards:type_name -> cave.cluster.v1.Shard
-	6, // 2: cave.cluster.v1.Shard.replicas:type_name -> cave.cluster.v1.Replica
-	0, // 3: cave.cluster.v1.Cluster.Members:input_type -> cave.cluster.v1.MembersRequest
-	3, // 4: cave.cluster.v1.Cluster.Shards:input_type -> cave.cluster.v1.ShardsRequest
-	1, // 5: cave.cluster.v1.Cluster.Members:output_type -> cave.cluster.v1.MembersResponse
-	4, // 6: cave.cluster.v1.Cluster.Shards:output_type -> cave.cluster.v1.ShardsResponse
-	5, // [5:7] is the sub-list for method output_type
-	3, // [3:5] is the sub-list for method input_type
-	3, // [3:3] is the sub-list for extension type_name
-	3, // [3:3] is the sub-list for extension extendee
-	0, // [0:3] is the sub-list for field type_name
+	2,  // 0: cave.cluster.v1.MembersResponse.members:type_name -> cave.cluster.v1.Member
+	5,  // 1: cave.cluster.v1.ShardsResponse.shards:type_name -> cave.cluster.v1.Shard
+	6,  // 2: cave.cluster.v1.Shard.replicas:type_name -> cave.cluster.v1.Replica
+	9,  // 3: cave.cluster.v1.RoutingResponse.slots:type_name -> cave.cluster.v1.SlotRange
+	10, // 4: cave.cluster.v1.RoutingResponse.shards:type_name -> cave.cluster.v1.ShardRoute
+	11, // 5: cave.cluster.v1.ShardRoute.replicas:type_name -> cave.cluster.v1.RouteReplica
+	0,  // 6: cave.cluster.v1.Cluster.Members:input_type -> cave.cluster.v1.MembersRequest
+	3,  // 7: cave.cluster.v1.Cluster.Shards:input_type -> cave.cluster.v1.ShardsRequest
+	7,  // 8: cave.cluster.v1.Cluster.Routing:input_type -> cave.cluster.v1.RoutingRequest
+	1,  // 9: cave.cluster.v1.Cluster.Members:output_type -> cave.cluster.v1.MembersResponse
+	4,  // 10: cave.cluster.v1.Cluster.Shards:output_type -> cave.cluster.v1.ShardsResponse
+	8,  // 11: cave.cluster.v1.Cluster.Routing:output_type -> cave.cluster.v1.RoutingResponse
+	9,  // [9:12] is the sub-list for method output_type
+	6,  // [6:9] is the sub-list for method input_type
+	6,  // [6:6] is the sub-list for extension type_name
+	6,  // [6:6] is the sub-list for extension extendee
+	0,  // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_cave_cluster_v1_cluster_proto_init() }
@@ -525,7 +868,7 @@ func file_cave_cluster_v1_cluster_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cave_cluster_v1_cluster_proto_rawDesc), len(file_cave_cluster_v1_cluster_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   7,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -31,6 +31,7 @@ const _ = grpc.SupportPackageIsVersion9
 const (
 	Cluster_Members_FullMethodName = "/cave.cluster.v1.Cluster/Members"
 	Cluster_Shards_FullMethodName  = "/cave.cluster.v1.Cluster/Shards"
+	Cluster_Routing_FullMethodName = "/cave.cluster.v1.Cluster/Routing"
 )
 
 // ClusterClient is the client API for Cluster service.
@@ -56,6 +57,19 @@ type ClusterClient interface {
 	//
 	// REST: GET /api/v1/cluster/shards returns {"shards": [...]}.
 	Shards(ctx context.Context, in *ShardsRequest, opts ...grpc.CallOption) (*ShardsResponse, error)
+	// Routing tells a client where to send each request: the slot table and,
+	// for every data shard, the node that leads it and the nodes that hold
+	// its replicas, with their gRPC addresses. It is answered from the
+	// serving node's cached state, without a Raft round, so it is cheap and
+	// may lag a leader change by a moment; a request sent by it to a node
+	// that no longer leads is still served (forwarded one hop).
+	//
+	// Errors: Unavailable with reason NOT_APPLIED while the node has not
+	// loaded the cluster's placement yet (just started or not joined).
+	//
+	// REST: GET /api/v1/cluster/routing returns {"version": ..., "slots":
+	// [...], "shards": [...]}.
+	Routing(ctx context.Context, in *RoutingRequest, opts ...grpc.CallOption) (*RoutingResponse, error)
 }
 
 type clusterClient struct {
@@ -86,6 +100,16 @@ func (c *clusterClient) Shards(ctx context.Context, in *ShardsRequest, opts ...g
 	return out, nil
 }
 
+func (c *clusterClient) Routing(ctx context.Context, in *RoutingRequest, opts ...grpc.CallOption) (*RoutingResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RoutingResponse)
+	err := c.cc.Invoke(ctx, Cluster_Routing_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ClusterServer is the server API for Cluster service.
 // All implementations must embed UnimplementedClusterServer
 // for forward compatibility.
@@ -109,6 +133,19 @@ type ClusterServer interface {
 	//
 	// REST: GET /api/v1/cluster/shards returns {"shards": [...]}.
 	Shards(context.Context, *ShardsRequest) (*ShardsResponse, error)
+	// Routing tells a client where to send each request: the slot table and,
+	// for every data shard, the node that leads it and the nodes that hold
+	// its replicas, with their gRPC addresses. It is answered from the
+	// serving node's cached state, without a Raft round, so it is cheap and
+	// may lag a leader change by a moment; a request sent by it to a node
+	// that no longer leads is still served (forwarded one hop).
+	//
+	// Errors: Unavailable with reason NOT_APPLIED while the node has not
+	// loaded the cluster's placement yet (just started or not joined).
+	//
+	// REST: GET /api/v1/cluster/routing returns {"version": ..., "slots":
+	// [...], "shards": [...]}.
+	Routing(context.Context, *RoutingRequest) (*RoutingResponse, error)
 	mustEmbedUnimplementedClusterServer()
 }
 
@@ -124,6 +161,9 @@ func (UnimplementedClusterServer) Members(context.Context, *MembersRequest) (*Me
 }
 func (UnimplementedClusterServer) Shards(context.Context, *ShardsRequest) (*ShardsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Shards not implemented")
+}
+func (UnimplementedClusterServer) Routing(context.Context, *RoutingRequest) (*RoutingResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Routing not implemented")
 }
 func (UnimplementedClusterServer) mustEmbedUnimplementedClusterServer() {}
 func (UnimplementedClusterServer) testEmbeddedByValue()                 {}
@@ -182,6 +222,24 @@ func _Cluster_Shards_Handler(srv interface{}, ctx context.Context, dec func(inte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Cluster_Routing_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RoutingRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClusterServer).Routing(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Cluster_Routing_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClusterServer).Routing(ctx, req.(*RoutingRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Cluster_ServiceDesc is the grpc.ServiceDesc for Cluster service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -196,6 +254,10 @@ var Cluster_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Shards",
 			Handler:    _Cluster_Shards_Handler,
+		},
+		{
+			MethodName: "Routing",
+			Handler:    _Cluster_Routing_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
