@@ -49,6 +49,9 @@ func translate(err error, write bool) error {
 		errors.Is(err, dragonboat.ErrSystemBusy),
 		errors.Is(err, dragonboat.ErrShardNotInitialized),
 		errors.Is(err, dragonboat.ErrRejected),
+		// Refused before proposing: the caller's deadline left too little
+		// time for a Raft round.
+		errors.Is(err, dragonboat.ErrTimeoutTooSmall),
 		errors.Is(err, shard.ErrRecovering):
 		return fmt.Errorf("%w: %w", ErrNotReady, err)
 	case errors.Is(err, dragonboat.ErrPayloadTooBig):

@@ -10,17 +10,16 @@ import (
 	"github.com/cavedb/cave/ring"
 )
 
-// A replica that joined its shard as a learner must be restarted as a
-// learner until it has been promoted: dragonboat stops the process when a
-// replica started as a voter replays the entry that added it as a
-// non-voting member. Which local replicas are learners is known only from
-// the shard's membership, which is not readable before the replica runs,
-// so the node keeps a marker file per learner replica in
-// DATA_DIR/learners, written (durably) before the replica first starts and
-// removed once the running replica reports that it votes. A crash between
-// promotion and removal restarts a voter as a learner, which dragonboat
-// handles: the replica becomes a follower when it replays or restores the
-// promotion.
+// A replica that joined its shard as a learner must always be restarted as
+// a learner: dragonboat stops the process when a replica started as a voter
+// replays the entry that added it as a non-voting member, and that entry
+// stays in the log after a promotion until a snapshot covers it. Started as
+// a learner, a promoted replica becomes a voter again as it replays the
+// promotion or restores a snapshot taken after it. Which local replicas
+// joined as learners is known only from the shard's membership, which is
+// not readable before the replica runs, so the node keeps a marker file
+// per such replica in DATA_DIR/learners, written durably before the
+// replica first starts and removed with the replica's data.
 
 const learnersDir = "learners"
 
@@ -51,15 +50,14 @@ func (n *Node) markLearner(id ring.ShardID, rid uint64) error {
 	return nil
 }
 
-// isLearner reports whether replica rid of shard id was started as a
-// learner and not seen promoted since.
+// isLearner reports whether replica rid of shard id joined as a learner.
 func (n *Node) isLearner(id ring.ShardID, rid uint64) bool {
 	_, err := os.Stat(n.learnerMarker(id, rid))
 	return err == nil
 }
 
-// clearLearner forgets the marker of replica rid of shard id, once it
-// votes or has been removed.
+// clearLearner forgets the marker of replica rid of shard id once its data
+// is removed.
 func (n *Node) clearLearner(id ring.ShardID, rid uint64) {
 	if err := os.Remove(n.learnerMarker(id, rid)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		n.lg.Warn("remove learner marker", "shard_id", id, "replica_id", rid, "err", err)

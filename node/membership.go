@@ -75,6 +75,11 @@ type membership struct {
 	mu        sync.Mutex // guards downSince and tags
 	downSince map[string]time.Time
 	tags      map[string]string
+
+	// snap is the member list as of the last gossip event (refresh): the
+	// request path reads it without asking serf, which copies every
+	// member's tags.
+	snap atomic.Pointer[[]Member]
 }
 
 func startMembership(n *Node, cfg Config, lg *slog.Logger) (*membership, error) {
@@ -158,18 +163,28 @@ func (m *membership) setTag(k, v string) {
 	if err := m.serf.SetTags(m.tagsCopy()); err != nil {
 		m.lg.Warn("publish gossip tags", "err", err)
 	}
+	m.refresh()
 }
+
+// membersRefresh is how often run refreshes the member list even without
+// a gossip event, as a safety net.
+const membersRefresh = time.Second
 
 // run consumes gossip events and publishes the local leader set until ctx
 // is done.
 func (m *membership) run(ctx context.Context) {
+	tick := time.NewTicker(membersRefresh)
+	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-tick.C:
+			m.refresh()
 		case <-m.n.leaders.changed:
 			m.setTag(tagLed, joinShards(m.n.leaders.led()))
 		case ev := <-m.events:
+			m.refresh()
 			me, ok := ev.(serf.MemberEvent)
 			if !ok {
 				continue
@@ -235,8 +250,25 @@ func (m *membership) leave() error {
 	return m.serf.Shutdown()
 }
 
-// members returns every known member with its state, sorted by name.
+// members returns every known member with its state, sorted by name, as
+// of the last gossip event. The caller must not modify the slice.
 func (m *membership) members() []Member {
+	if p := m.snap.Load(); p != nil {
+		return *p
+	}
+	return m.refresh()
+}
+
+// refresh reads the member list from serf into the snapshot members
+// returns, and returns it.
+func (m *membership) refresh() []Member {
+	out := m.read()
+	m.snap.Store(&out)
+	return out
+}
+
+// read returns every member serf knows with its state, sorted by name.
+func (m *membership) read() []Member {
 	var out []Member
 	for _, sm := range m.serf.Members() {
 		mem := Member{

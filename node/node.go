@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/lni/dragonboat/v4"
+	"github.com/lni/dragonboat/v4/client"
 	"github.com/lni/dragonboat/v4/config"
 	"github.com/lni/dragonboat/v4/raftio"
 
@@ -42,6 +43,9 @@ type Node struct {
 	state   atomic.Pointer[metaState] // the meta records, cached by the reconciler
 	leaders leaderSet
 	sizes   shardSizes // the coordinator's cache of shard sizes
+	// sessions caches each shard's no-op session (ring.ShardID ->
+	// *client.Session).
+	sessions sync.Map
 
 	startMu sync.Mutex // serializes starting and stopping replicas
 
@@ -212,7 +216,7 @@ func (n *Node) Propose(ctx context.Context, id ring.ShardID, cmd []byte) ([]shar
 	ctx, cancel := n.deadline(ctx)
 	defer cancel()
 	start := time.Now()
-	res, err := n.nh.SyncPropose(ctx, n.nh.GetNoOPSession(uint64(id)), cmd)
+	res, err := n.nh.SyncPropose(ctx, n.session(id), cmd)
 	err = translate(err, true)
 	n.met.proposed(id, err, time.Since(start))
 	if err != nil {
@@ -282,6 +286,17 @@ func (n *Node) read(ctx context.Context, id ring.ShardID, query any, stale bool)
 	err = translate(err, false)
 	n.met.read(id, false, err)
 	return v, err
+}
+
+// session returns shard id's no-op client session, made once: a no-op
+// session holds no state (every proposal is applied once, no dedup), so one
+// serves every proposal to the shard, concurrent ones included.
+func (n *Node) session(id ring.ShardID) *client.Session {
+	if s, ok := n.sessions.Load(id); ok {
+		return s.(*client.Session)
+	}
+	s, _ := n.sessions.LoadOrStore(id, n.nh.GetNoOPSession(uint64(id)))
+	return s.(*client.Session)
 }
 
 // deadline caps ctx by the configured propose timeout, as every dragonboat

@@ -200,9 +200,6 @@ func (n *Node) syncLocalReplicas(ctx context.Context, p *metaState) {
 	running := map[ring.ShardID]uint64{}
 	for _, si := range n.nh.GetNodeHostInfo(dragonboat.NodeHostInfoOption{SkipLogInfo: true}).ShardInfoList {
 		running[ring.ShardID(si.ShardID)] = si.ReplicaID
-		if !si.IsNonVoting && n.isLearner(ring.ShardID(si.ShardID), si.ReplicaID) {
-			n.clearLearner(ring.ShardID(si.ShardID), si.ReplicaID) // promoted
-		}
 	}
 	for id, rid := range running {
 		if w, ok := want[id]; ok && w.ID == rid {

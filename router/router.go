@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -305,21 +306,29 @@ func (r *Router) List(ctx context.Context, prefix, pageToken string, limit int, 
 	if err != nil {
 		return nil, "", final(err)
 	}
-	var pages [][]ListItem
-	more := false
-	for _, id := range t.Shards() {
-		var items []ListItem
-		var m bool
-		err := r.retry(ctx, opList, func() error {
-			var err error
-			items, m, err = r.listShard(ctx, id, prefix, after, limit, stale)
-			return err
+	// Every shard holds part of any prefix: ask them all at once, so a page
+	// costs the slowest shard's round, not the sum of them.
+	shards := t.Shards()
+	pages := make([][]ListItem, len(shards))
+	mores := make([]bool, len(shards))
+	errs := make([]error, len(shards))
+	var wg sync.WaitGroup
+	for i, id := range shards {
+		wg.Go(func() {
+			errs[i] = r.retry(ctx, opList, func() error {
+				var err error
+				pages[i], mores[i], err = r.listShard(ctx, id, prefix, after, limit, stale)
+				return err
+			})
 		})
-		if err != nil {
-			return nil, "", final(err)
+	}
+	wg.Wait()
+	more := false
+	for i := range shards {
+		if errs[i] != nil {
+			return nil, "", final(errs[i])
 		}
-		more = more || m
-		pages = append(pages, items)
+		more = more || mores[i]
 	}
 	merged, truncated := mergePages(pages, limit)
 	next := ""

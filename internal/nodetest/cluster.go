@@ -168,7 +168,7 @@ type member struct {
 // NewCluster starts n nodes, node 0 with Bootstrap and the others joining
 // through gossip, and returns once the cluster is stable as WaitStable
 // defines it: every shard has a leader, every data shard min(n, replicas)
-// replicas and the meta shard one on every node, all started; every node is
+// voters and the meta shard a replica on every node, all started; every node is
 // ready and knows each shard's hosts; and leaders have stopped moving. It
 // fails the test after the timeout (WithTimeout), showing the last cluster
 // view. t.Cleanup closes the cluster.
@@ -822,6 +822,12 @@ func (c *Cluster) unstable(ctx context.Context) (string, []node.ShardStatus) {
 		if s.ID == ring.MetaShard {
 			continue
 		}
+		if voters := countVoters(s, byName); voters < want {
+			// A learner on its way to being a voter does not count: the
+			// shard could not lose a node yet.
+			problems = append(problems, fmt.Sprintf("shard %d has %d voters on running nodes, want %d", s.ID, voters, want))
+			continue
+		}
 		for _, r := range run {
 			if got := len(r.node.ShardHosts(s.ID)); got < want {
 				problems = append(problems, fmt.Sprintf("%s knows %d hosts of shard %d, want %d", r.name, got, s.ID, want))
@@ -832,6 +838,17 @@ func (c *Cluster) unstable(ctx context.Context) (string, []node.ShardStatus) {
 		return "", ss
 	}
 	return strings.Join(problems, "; ") + "\nlast view: " + FormatShards(ss), ss
+}
+
+// countVoters returns how many of s's voters are on nodes in running.
+func countVoters(s node.ShardStatus, running map[string]*node.Node) int {
+	n := 0
+	for _, r := range s.Replicas {
+		if r.Role == node.RoleVoter && running[r.Node] != nil {
+			n++
+		}
+	}
+	return n
 }
 
 // WaitReplicas waits until shard id has exactly n replicas, all on distinct
