@@ -32,9 +32,13 @@ type settings struct {
 	Replicas        int
 	MaxValueBytes   int
 	DeadNodeTimeout time.Duration
-	LogLevel        string
-	LogFormat       string
-	Insecure        bool
+	// RebalanceMaxMoves, RebalanceMovesPerNode and SnapshotBytesPerSec
+	// throttle replica moves (--rebalance-*, --snapshot-bytes-per-sec).
+	RebalanceMaxMoves, RebalanceMovesPerNode int
+	SnapshotBytesPerSec                      int64
+	LogLevel                                 string
+	LogFormat                                string
+	Insecure                                 bool
 	// TLSCA, TLSCert and TLSKey are the node's PEM files (--tls-*); all
 	// three are set in prod mode unless Insecure, and none otherwise.
 	TLSCA, TLSCert, TLSKey string
@@ -79,6 +83,9 @@ func serverFlags() []cli.Flag {
 		num("replicas", 3, "replication factor of data shards (capped by the number of nodes)"),
 		num("max-value-bytes", 1<<20, "largest value accepted, in bytes (for secret=true, of the plaintext; the stored envelope is 37 bytes longer)"),
 		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "dead-node-timeout", Value: 5 * time.Minute, Usage: "how long a node may be gone before its replicas are re-created elsewhere", EnvVars: env("dead-node-timeout")}),
+		num("rebalance-max-moves", 64, "most replica and leader moves the rebalancer starts at once, cluster-wide"),
+		num("rebalance-moves-per-node", 4, "most moves in flight that touch one node, as source or destination"),
+		altsrc.NewInt64Flag(&cli.Int64Flag{Name: "snapshot-bytes-per-sec", Value: 128 << 20, Usage: "cap on the rate a node streams a shard snapshot to a new replica, in bytes per second (0: no cap)", EnvVars: env("snapshot-bytes-per-sec")}),
 		str("log-level", "info", "debug, info, warn or error"),
 		str("log-format", "text", "text or json"),
 		flag("insecure", "run a prod node without TLS and access control on any port (prod needs either this or --tls-ca, --tls-cert and --tls-key)"),
@@ -94,27 +101,30 @@ func serverFlags() []cli.Flag {
 // mode, addresses and log settings. Packages validate the rest.
 func parseSettings(c *cli.Context) (settings, error) {
 	s := settings{
-		Mode:            c.String("mode"),
-		NodeName:        c.String("node-name"),
-		DataDir:         c.String("data-dir"),
-		HTTPAddr:        c.String("http-addr"),
-		GRPCAddr:        c.String("grpc-addr"),
-		RaftAddr:        c.String("raft-addr"),
-		GossipAddr:      c.String("gossip-addr"),
-		AdvertiseHost:   c.String("advertise-host"),
-		Bootstrap:       c.Bool("bootstrap"),
-		Shards:          c.Int("shards"),
-		Replicas:        c.Int("replicas"),
-		MaxValueBytes:   c.Int("max-value-bytes"),
-		DeadNodeTimeout: c.Duration("dead-node-timeout"),
-		LogLevel:        c.String("log-level"),
-		LogFormat:       c.String("log-format"),
-		Insecure:        c.Bool("insecure"),
-		TLSCA:           c.String("tls-ca"),
-		TLSCert:         c.String("tls-cert"),
-		TLSKey:          c.String("tls-key"),
-		KEKFile:         c.String("kek-file"),
-		AuditLog:        c.String("audit-log"),
+		Mode:                  c.String("mode"),
+		NodeName:              c.String("node-name"),
+		DataDir:               c.String("data-dir"),
+		HTTPAddr:              c.String("http-addr"),
+		GRPCAddr:              c.String("grpc-addr"),
+		RaftAddr:              c.String("raft-addr"),
+		GossipAddr:            c.String("gossip-addr"),
+		AdvertiseHost:         c.String("advertise-host"),
+		Bootstrap:             c.Bool("bootstrap"),
+		Shards:                c.Int("shards"),
+		Replicas:              c.Int("replicas"),
+		MaxValueBytes:         c.Int("max-value-bytes"),
+		DeadNodeTimeout:       c.Duration("dead-node-timeout"),
+		RebalanceMaxMoves:     c.Int("rebalance-max-moves"),
+		RebalanceMovesPerNode: c.Int("rebalance-moves-per-node"),
+		SnapshotBytesPerSec:   c.Int64("snapshot-bytes-per-sec"),
+		LogLevel:              c.String("log-level"),
+		LogFormat:             c.String("log-format"),
+		Insecure:              c.Bool("insecure"),
+		TLSCA:                 c.String("tls-ca"),
+		TLSCert:               c.String("tls-cert"),
+		TLSKey:                c.String("tls-key"),
+		KEKFile:               c.String("kek-file"),
+		AuditLog:              c.String("audit-log"),
 	}
 	s.Join = splitList(c.StringSlice("join"))
 	if s.NodeName == "" {

@@ -139,6 +139,11 @@ func run(c *cli.Context) error {
 	nc.Shards = s.Shards
 	nc.Replicas = s.Replicas
 	nc.DeadNodeTimeout = s.DeadNodeTimeout
+	nc.Rebalance.MaxActions, nc.Rebalance.MaxMovesPerNode = s.RebalanceMaxMoves, s.RebalanceMovesPerNode
+	if s.SnapshotBytesPerSec < 0 {
+		return fmt.Errorf("--snapshot-bytes-per-sec must be >= 0, got %d", s.SnapshotBytesPerSec)
+	}
+	nc.SnapshotBytesPerSecond = uint64(s.SnapshotBytesPerSec)
 	gc := &cfg.Gateway
 	gc.MaxValueBytes = s.MaxValueBytes
 	gc.Logs = logs
