@@ -58,8 +58,19 @@ type benchConfig struct {
 	valueSize     int
 	readRatio     float64
 	keyPrefix     string
+	routing       string // cave gRPC: routeClient or routeNode
 	json          bool
 }
+
+// --routing values (cave over gRPC).
+const (
+	// routeClient sends each request through the Go client (package
+	// client), which sends it to the node that leads the key's shard.
+	routeClient = "client"
+	// routeNode sends each worker's requests to its endpoint, which
+	// forwards those of shards it does not lead.
+	routeNode = "node"
+)
 
 // benchFlags are the flags of every bench operation.
 func benchFlags() []cli.Flag {
@@ -76,6 +87,7 @@ func benchFlags() []cli.Flag {
 		&cli.StringFlag{Name: "http-endpoints", Usage: "REST HOST:PORT of the nodes, comma-separated (--protocol rest)"},
 		&cli.StringFlag{Name: "target", Value: targetCave, Usage: "cave, or etcd (--endpoints are etcd client HOST:PORT)"},
 		&cli.StringFlag{Name: "key-prefix", Value: "bench/", Usage: "prefix of every key"},
+		&cli.StringFlag{Name: "routing", Value: routeClient, Usage: "cave over gRPC: client (the Go client sends each request to the node leading the key's shard) or node (each worker sends to its endpoint, which forwards)"},
 		&cli.BoolFlag{Name: "json", Usage: "print one JSON object with every number (as does -o json)"},
 	}
 }
@@ -132,6 +144,7 @@ func parseBench(c *cli.Context) (benchConfig, error) {
 		valueSize:   c.Int("value-size"),
 		readRatio:   c.Float64("read-ratio"),
 		keyPrefix:   c.String("key-prefix"),
+		routing:     c.String("routing"),
 		json:        c.Bool("json") || c.String("output") == "json",
 	}
 	var errs []error
@@ -157,6 +170,11 @@ func parseBench(c *cli.Context) (benchConfig, error) {
 		}
 	default:
 		bad("--target must be cave or etcd, got %q", cfg.target)
+	}
+	if cfg.routing != routeClient && cfg.routing != routeNode {
+		bad("--routing must be client or node, got %q", cfg.routing)
+	} else if c.IsSet("routing") && (cfg.target != targetCave || cfg.protocol != protoGRPC) {
+		bad("--routing applies to --target cave --protocol grpc only")
 	}
 	switch cfg.protocol {
 	case protoGRPC:

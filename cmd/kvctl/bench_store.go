@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	kvclient "github.com/cavedb/cave/client"
 	kvv1 "github.com/cavedb/cave/proto/cave/kv/v1"
 )
 
@@ -148,6 +150,20 @@ func storeOpener(c *cli.Context, cfg benchConfig, keys []string) (func(ep string
 				stale: stale,
 			}, nil
 		}, cfg.httpEndpoints, nil
+	case cfg.routing == routeClient:
+		base := kvclient.DefaultConfig()
+		base.TLS, base.Token, base.MaxMessageBytes = tlsCfg, c.String("token"), maxMessageBytes
+		return func(ep string) (benchStore, error) {
+			// Each store's client starts from its own endpoint, so the
+			// routing reads spread over the nodes.
+			ccfg := base
+			ccfg.Endpoints = append([]string{ep}, slices.DeleteFunc(slices.Clone(cfg.endpoints), func(e string) bool { return e == ep })...)
+			cl, err := kvclient.New(c.Context, ccfg)
+			if err != nil {
+				return nil, err
+			}
+			return &clientStore{cl: cl, keys: keys, stale: stale}, nil
+		}, cfg.endpoints, nil
 	default:
 		opts, err := dialOptions(c)
 		if err != nil {
@@ -162,6 +178,35 @@ func storeOpener(c *cli.Context, cfg benchConfig, keys []string) (func(ep string
 		}, cfg.endpoints, nil
 	}
 }
+
+// clientStore is one Go client (package client) of a cave cluster.
+type clientStore struct {
+	cl    *kvclient.Client
+	keys  []string
+	stale bool
+}
+
+func (s *clientStore) put(ctx context.Context, key int, value []byte) (int64, error) {
+	return s.cl.Put(ctx, s.keys[key], value)
+}
+
+func (s *clientStore) get(ctx context.Context, key int) (int64, error) {
+	var opts []kvclient.GetOption
+	if s.stale {
+		opts = append(opts, kvclient.Stale())
+	}
+	kv, err := s.cl.Get(ctx, s.keys[key], opts...)
+	if err != nil {
+		return 0, err
+	}
+	return kv.ModRevision, nil
+}
+
+func (s *clientStore) cas(ctx context.Context, key int, prev int64, value []byte) (int64, error) {
+	return s.cl.Put(ctx, s.keys[key], value, kvclient.PrevRevision(prev))
+}
+
+func (s *clientStore) close() { s.cl.Close() }
 
 // grpcStore is one gRPC connection to a cave node.
 type grpcStore struct {

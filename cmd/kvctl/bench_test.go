@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -39,6 +40,8 @@ func TestBenchFlags(t *testing.T) {
 		{"ratio without mixed", []string{"bench", "get", "--read-ratio", "0.5"}, "--read-ratio applies to mixed only"},
 		{"unknown target", []string{"bench", "put", "--target", "redis"}, `--target must be cave or etcd, got "redis"`},
 		{"unknown protocol", []string{"bench", "put", "--protocol", "udp"}, `--protocol must be grpc or rest, got "udp"`},
+		{"unknown routing", []string{"bench", "put", "--routing", "psychic"}, `--routing must be client or node, got "psychic"`},
+		{"routing over REST", []string{"bench", "put", "--protocol", "rest", "--http-endpoints", "127.0.0.1:1", "--routing", "node"}, `--routing applies to --target cave --protocol grpc only`},
 		{"rest without http endpoints", []string{"bench", "get", "--protocol", "rest"}, "--protocol rest needs --http-endpoints"},
 		{"empty http endpoints", []string{"bench", "get", "--protocol", "rest", "--http-endpoints", " , "}, "--http-endpoints must name at least one HOST:PORT"},
 		{"http endpoints without rest", []string{"bench", "get", "--http-endpoints", "127.0.0.1:1"}, "--http-endpoints applies to --protocol rest only"},
@@ -158,15 +161,18 @@ func TestKVCtlBench(t *testing.T) {
 		return got
 	}
 
-	for _, proto := range []string{"grpc", "rest"} {
+	for _, proto := range []string{"grpc", "grpc-node", "rest"} {
 		t.Run(proto, func(t *testing.T) {
 			var pa []string
-			if proto == "rest" {
+			switch proto {
+			case "rest":
 				pa = []string{"--protocol=rest", "--http-endpoints=" + httpAddr}
+			case "grpc-node":
+				pa = []string{"--routing=node"}
 			}
 			put := run(append([]string{"bench", "put"}, pa...)...)
 			assert.Equal(t, "cave", put.Target)
-			assert.Equal(t, proto, put.Protocol)
+			assert.Equal(t, strings.TrimSuffix(proto, "-node"), put.Protocol)
 			assert.Equal(t, put.Ops, put.Writes)
 			assert.Zero(t, put.Prepopulated, "put reads nothing")
 
