@@ -4,60 +4,37 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"sync/atomic"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/stats"
+
+	"github.com/cavedb/cave/internal/connpool"
 )
 
-// pool holds one shared gRPC connection per node address. gRPC connects
-// lazily and reconnects on its own, so a connection stays in the pool for
-// the client's lifetime; an idle one releases its transport after gRPC's
-// idle timeout.
-type pool struct {
-	opts []grpc.DialOption
-
-	mu     sync.Mutex // guards conns and closed
-	conns  map[string]*grpc.ClientConn
-	closed bool
-}
+// pool holds one shared gRPC connection per node address
+// (connpool.Pool), each with sentHandler installed.
+type pool struct{ conns *connpool.Pool }
 
 func newPool(opts []grpc.DialOption) *pool {
-	return &pool{opts: append(opts, grpc.WithStatsHandler(sentHandler{})), conns: map[string]*grpc.ClientConn{}}
+	return &pool{conns: connpool.New(append(opts, grpc.WithStatsHandler(sentHandler{}))...)}
 }
 
 // get returns the connection to addr, creating it on first use. It fails
 // with ErrClosed after close, and when addr is not a valid target.
 func (p *pool) get(addr string) (*grpc.ClientConn, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.closed {
+	c, err := p.conns.Conn(addr)
+	switch {
+	case errors.Is(err, connpool.ErrClosed):
 		return nil, ErrClosed
-	}
-	if c, ok := p.conns[addr]; ok {
-		return c, nil
-	}
-	c, err := grpc.NewClient(addr, p.opts...)
-	if err != nil {
+	case err != nil:
 		return nil, fmt.Errorf("client: connect to %q: %w", addr, err)
 	}
-	p.conns[addr] = c
 	return c, nil
 }
 
 // close closes every connection; calls in flight fail with Canceled.
-func (p *pool) close() error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.closed = true
-	var errs []error
-	for _, c := range p.conns {
-		errs = append(errs, c.Close())
-	}
-	p.conns = nil
-	return errors.Join(errs...)
-}
+func (p *pool) close() error { return p.conns.Close() }
 
 // sentFlag records whether an attempt's request reached a connection. An
 // attempt whose request never did cannot have been applied anywhere.

@@ -12,63 +12,14 @@
 package peer
 
 import (
-	"errors"
-	"sync"
-
 	"google.golang.org/grpc"
+
+	"github.com/cavedb/cave/internal/connpool"
 )
 
-// ErrClosed is returned by Conn after Close.
-var ErrClosed = errors.New("peer: pool closed")
+// Pool holds the node's connections to other nodes, one per gRPC address.
+type Pool = connpool.Pool
 
-// Pool hands out shared gRPC connections to peers, one per address. It is
-// safe for concurrent use. Connections are created lazily and reconnect on
-// their own; a Pool never dials synchronously.
-type Pool struct {
-	opts []grpc.DialOption
-
-	mu     sync.Mutex // guards conns and closed
-	conns  map[string]*grpc.ClientConn
-	closed bool
-}
-
-// New returns a pool whose connections use opts (transport credentials
+// New returns a pool whose connections use opts (TransportCredentials
 // among them).
-func New(opts ...grpc.DialOption) *Pool {
-	return &Pool{opts: opts, conns: map[string]*grpc.ClientConn{}}
-}
-
-// Conn returns the connection to addr (HOST:PORT), creating it on first use.
-// It fails only when addr cannot be parsed as a target or after Close.
-func (p *Pool) Conn(addr string) (*grpc.ClientConn, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.closed {
-		return nil, ErrClosed
-	}
-	if c, ok := p.conns[addr]; ok {
-		return c, nil
-	}
-	c, err := grpc.NewClient("passthrough:///"+addr, p.opts...)
-	if err != nil {
-		return nil, err
-	}
-	p.conns[addr] = c
-	return c, nil
-}
-
-// Close closes every connection. Later calls to Conn fail with ErrClosed.
-func (p *Pool) Close() error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.closed {
-		return nil
-	}
-	p.closed = true
-	var errs []error
-	for _, c := range p.conns {
-		errs = append(errs, c.Close())
-	}
-	p.conns = nil
-	return errors.Join(errs...)
-}
+func New(opts ...grpc.DialOption) *Pool { return connpool.New(opts...) }
