@@ -72,7 +72,7 @@ func TestAdmin(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a 4-node cluster")
 	}
-	c := nodetest.NewCluster(t, 3, nodetest.WithShards(2))
+	c := nodetest.NewCluster(t, 3, nodetest.WithShards(2), nodetest.WithMetaVoters(3))
 	c.WaitStable(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancel()

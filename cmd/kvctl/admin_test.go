@@ -57,7 +57,7 @@ func TestAdminCommands(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a 4-node cluster and runs the kvctl binary")
 	}
-	c := nodetest.NewCluster(t, 3, nodetest.WithShards(2))
+	c := nodetest.NewCluster(t, 3, nodetest.WithShards(2), nodetest.WithMetaVoters(3))
 	c.AddNode()
 	c.WaitStable(t)
 	s := session{t: t, pre: []string{"--endpoints=" + c.GRPCAddr(0)}}
