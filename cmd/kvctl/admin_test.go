@@ -37,7 +37,7 @@ func TestAdminUsage(t *testing.T) {
 		{"--from is required", []string{"shard", "move", "--to", "b", "1"}},
 		{"--to is required", []string{"shard", "move", "--from", "a", "1"}},
 		{"--to is required", []string{"leader", "transfer", "1"}},
-		{"SHARD must be a shard id", []string{"leader", "transfer", "--to", "b", "-1"}},
+		{"SHARD must be a shard id", []string{"leader", "transfer", "--to", "b", "one"}},
 		{"usage: kvctl node drain [options] NODE", []string{"node", "drain"}},
 		{"usage: kvctl node remove NODE", []string{"node", "remove", "a", "b"}},
 		{"--max-concurrent must be in [0, 65536], got -1", []string{"rebalance", "apply", "--max-concurrent", "-1"}},
