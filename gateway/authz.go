@@ -30,6 +30,7 @@ import (
 	"github.com/cavedb/cave/acl/action"
 	"github.com/cavedb/cave/audit"
 	"github.com/cavedb/cave/auth"
+	adminv1 "github.com/cavedb/cave/proto/cave/admin/v1"
 	authv1 "github.com/cavedb/cave/proto/cave/auth/v1"
 	clusterv1 "github.com/cavedb/cave/proto/cave/cluster/v1"
 	kvv1 "github.com/cavedb/cave/proto/cave/kv/v1"
@@ -131,6 +132,16 @@ var (
 		secretsv1.Secrets_Rotate_FullMethodName: adminCall,
 		secretsv1.Secrets_Status_FullMethodName: adminCall,
 
+		adminv1.Admin_MoveReplica_FullMethodName:    adminCall,
+		adminv1.Admin_TransferLeader_FullMethodName: adminCall,
+		adminv1.Admin_DrainNode_FullMethodName:      adminCall,
+		adminv1.Admin_RemoveNode_FullMethodName:     adminCall,
+		adminv1.Admin_Plan_FullMethodName:           adminCall,
+		adminv1.Admin_Apply_FullMethodName:          adminCall,
+		adminv1.Admin_Pause_FullMethodName:          adminCall,
+		adminv1.Admin_Resume_FullMethodName:         adminCall,
+		adminv1.Admin_Status_FullMethodName:         adminCall,
+
 		peerv1.Data_Propose_FullMethodName:         nodeCall,
 		peerv1.Data_Get_FullMethodName:             nodeCall,
 		peerv1.Data_List_FullMethodName:            nodeCall,
@@ -177,6 +188,7 @@ var httpRoutes = []httpRoute{
 	{path: "/api/v1/cluster/", prefix: true, gateway: true},
 	{path: "/api/v1/auth/", prefix: true, gateway: true},
 	{path: "/api/v1/secrets/", prefix: true, gateway: true},
+	{path: "/api/v1/admin/", prefix: true, gateway: true},
 }
 
 // routeRule returns the entry for an HTTP path.
@@ -406,7 +418,8 @@ func (a *authz) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, 
 	return resp, err
 }
 
-// stream is the gRPC stream interceptor (health Watch, reflection).
+// stream is the gRPC stream interceptor (health Watch, reflection, Admin
+// Apply). An audited stream is recorded when it ends, with its result.
 func (a *authz) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 	id := a.grpcIdentity(ss.Context(), info.FullMethod)
 	r, _, st := a.check(id, info.FullMethod, nil)
@@ -414,7 +427,9 @@ func (a *authz) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInf
 		a.record(id, info.FullMethod, r, "", nil, st.Err())
 		return st.Err()
 	}
-	return handler(srv, ss)
+	err := handler(srv, ss)
+	a.record(id, info.FullMethod, r, "", nil, err)
+	return err
 }
 
 // maxAuthBodyBytes bounds the body of /api/v1/auth requests.

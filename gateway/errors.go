@@ -68,7 +68,9 @@ func reasonOf(st *status.Status) string {
 const retryAfterSeconds = "1"
 
 // toStatus chooses the gRPC status for an error from the router, node,
-// secrets or auth. It is the only place that does: an ordered switch of
+// secrets or auth. The messages of node's refusals of an operator's
+// request (ErrBadRequest, ErrPrecondition) are returned as they are: they
+// name shards, nodes and counts. It is the only place that does: an ordered switch of
 // errors.Is cases. Anything unmatched is Internal, and its cause is
 // logged, not returned. The messages of auth's errors about the caller's
 // input are returned as they are: they name users, roles, prefixes and
@@ -91,6 +93,10 @@ func toStatus(lg *slog.Logger, err error) error {
 	case errors.Is(err, router.ErrUnknownOutcome):
 		return withReason(codes.DeadlineExceeded, ReasonOutcomeUnknown,
 			"the write was interrupted (leader change or timeout) and may or may not have been applied; read the key before retrying", nil)
+	case errors.Is(err, node.ErrBadRequest):
+		return status.Error(codes.InvalidArgument, err.Error())
+	case errors.Is(err, node.ErrPrecondition):
+		return status.Error(codes.FailedPrecondition, err.Error())
 	case errors.Is(err, router.ErrUnavailable), errors.Is(err, node.ErrNotInitialized), errors.Is(err, node.ErrNotReady),
 		errors.Is(err, node.ErrNoReplica), errors.Is(err, node.ErrClosed):
 		return withReason(codes.Unavailable, ReasonNotApplied, "shard unavailable (no leader yet or node not ready); nothing was applied, retry shortly", nil)

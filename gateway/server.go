@@ -1,5 +1,5 @@
 // Package gateway serves cave's APIs: the gRPC services (KV, Cluster,
-// Secrets, Auth, the node-to-node Data and Control services, health and
+// Secrets, Auth, Admin, the node-to-node Data and Control services, health and
 // reflection) and the REST API under /api/v1. The key routes
 // (/api/v1/kv/...) have a handler of their own (kvhttp.go) that calls the
 // KV service directly through the same access check; grpc-gateway maps
@@ -29,6 +29,7 @@ import (
 	"github.com/cavedb/cave/auth"
 	"github.com/cavedb/cave/gateway/apidocs"
 	"github.com/cavedb/cave/peer"
+	adminv1 "github.com/cavedb/cave/proto/cave/admin/v1"
 	authv1 "github.com/cavedb/cave/proto/cave/auth/v1"
 	clusterv1 "github.com/cavedb/cave/proto/cave/cluster/v1"
 	kvv1 "github.com/cavedb/cave/proto/cave/kv/v1"
@@ -46,6 +47,8 @@ type Config struct {
 	Router *router.Router
 	// Cluster answers the cluster views and readiness. Required.
 	Cluster ClusterView
+	// Admin serves the admin API (cave.admin.v1.Admin). Required.
+	Admin Admin
 	// Peer serves the node-to-node protocol on the gRPC port. Required.
 	Peer PeerServices
 	// Logger receives request errors. Required.
@@ -92,8 +95,8 @@ func DefaultConfig() Config {
 // Validate reports every problem with c.
 func (c Config) Validate() error {
 	var errs []error
-	if c.Router == nil || c.Cluster == nil || c.Peer.Data == nil || c.Peer.Control == nil || c.Logger == nil {
-		errs = append(errs, errors.New("gateway: Router, Cluster, Peer and Logger must be set"))
+	if c.Router == nil || c.Cluster == nil || c.Admin == nil || c.Peer.Data == nil || c.Peer.Control == nil || c.Logger == nil {
+		errs = append(errs, errors.New("gateway: Router, Cluster, Admin, Peer and Logger must be set"))
 	}
 	if c.Metrics == nil || c.Gatherer == nil || c.Logs == nil {
 		errs = append(errs, errors.New("gateway: Metrics, Gatherer and Logs must be set"))
@@ -160,6 +163,7 @@ func New(cfg Config) (*Server, error) {
 	local.register(gs, &clusterv1.Cluster_ServiceDesc, cl)
 	local.register(gs, &secretsv1.Secrets_ServiceDesc, sec)
 	local.register(gs, &authv1.Auth_ServiceDesc, &authService{z: z, lg: cfg.Logger})
+	local.register(gs, &adminv1.Admin_ServiceDesc, &adminService{admin: cfg.Admin, lg: cfg.Logger})
 	peerv1.RegisterDataServer(gs, cfg.Peer.Data)
 	peerv1.RegisterControlServer(gs, cfg.Peer.Control)
 	hs := health.NewServer()
@@ -178,6 +182,9 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	if err := authv1.RegisterAuthHandlerClient(ctx, mux, authv1.NewAuthClient(local)); err != nil {
+		return nil, err
+	}
+	if err := adminv1.RegisterAdminHandlerClient(ctx, mux, adminv1.NewAdminClient(local)); err != nil {
 		return nil, err
 	}
 	if cfg.System.Started.IsZero() {

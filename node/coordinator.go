@@ -136,7 +136,7 @@ func (n *Node) coordinate(ctx context.Context, p *metaState) {
 		return
 	}
 	for _, a := range placement.Plan(c, n.cfg.Rebalance) {
-		if err := n.recordAction(ctx, a, "auto"); err != nil {
+		if _, err := n.recordAction(ctx, a, "auto"); err != nil {
 			if ctx.Err() == nil {
 				n.lg.Warn("record planned move", "action", a.String(), "err", err)
 			}
@@ -146,14 +146,15 @@ func (n *Node) coordinate(ctx context.Context, p *metaState) {
 }
 
 // recordAction records the planned action a as a move of its shard; source
-// says who asked ("auto" or "operator").
-func (n *Node) recordAction(ctx context.Context, a placement.Action, source string) error {
+// says who asked ("auto" or "operator"). It reports false, with no error,
+// when a move of the shard is already in flight.
+func (n *Node) recordAction(ctx context.Context, a placement.Action, source string) (bool, error) {
 	m := move{Replica: a.Replica, Node: a.Node, Reason: a.Reason}
 	switch a.Kind {
 	case placement.AddLearner:
 		rid, err := n.allocReplicaID(ctx)
 		if err != nil {
-			return err
+			return false, err
 		}
 		// The move ends once the learner caught up; the planner promotes
 		// it in a later round if the shard needs another voter.
@@ -165,23 +166,27 @@ func (n *Node) recordAction(ctx context.Context, a placement.Action, source stri
 	case placement.TransferLeader:
 		m.Kind, m.Step = moveTransfer, stepTransfer
 	default:
-		return fmt.Errorf("node: unknown action %s", a.Kind)
+		return false, fmt.Errorf("node: unknown action %s", a.Kind)
 	}
-	created, err := n.createMove(ctx, a.Shard, m)
-	if err != nil {
-		return err
-	}
+	return n.recordMove(ctx, a.Shard, m, source)
+}
+
+// recordMove records m as the move of shard id, as createMove does, and
+// logs it; source says who asked.
+func (n *Node) recordMove(ctx context.Context, id ring.ShardID, m move, source string) (bool, error) {
+	created, err := n.createMove(ctx, id, m)
 	if created {
-		n.lg.Info("move planned", "shard_id", a.Shard, "kind", m.Kind, "replica_id", m.Replica, "target", m.Node, "source", source, "reason", a.Reason)
+		n.lg.Info("move planned", "shard_id", id, "kind", m.Kind, "replica_id", m.Replica, "target", m.Node, "source", source, "reason", m.Reason)
 	}
-	return nil
+	return created, err
 }
 
 // sizeRefresh is how often the coordinator reads the shards' sizes.
 const sizeRefresh = 10 * time.Second
 
 // shardSizes caches each shard's key count and bytes for the planner's
-// byte balance. Only the coordinator's goroutine writes it.
+// byte balance. The coordinator refreshes it each round; Plan on any
+// node refreshes its own.
 type shardSizes struct {
 	mu    sync.Mutex
 	at    time.Time

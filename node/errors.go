@@ -33,6 +33,16 @@ var (
 	// ErrBadMetaKey is returned by MetaGet and MetaSwap for a key
 	// outside the namespaces other packages may use. Nothing was applied.
 	ErrBadMetaKey = errors.New("node: meta key outside the exported namespaces")
+	// ErrBadRequest is returned by the operator's placement operations
+	// (admin.go) for an argument that names nothing or does not hold: an
+	// unknown shard or node, a node without the replica named. Nothing
+	// was applied; the error's message says why.
+	ErrBadRequest = errors.New("node: invalid request")
+	// ErrPrecondition is returned by the operator's placement operations
+	// when the cluster's state refuses the change now: a move of the
+	// shard in flight, a target node not alive, too few nodes left. Nothing
+	// was applied; the error's message says why.
+	ErrPrecondition = errors.New("node: refused in the cluster's current state")
 )
 
 // translate turns a dragonboat error into one of the sentinels above. It is

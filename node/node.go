@@ -54,6 +54,8 @@ type Node struct {
 	wg       sync.WaitGroup
 	closed   atomic.Bool
 	prepared atomic.Bool // PrepareClose has run
+
+	removedLogged atomic.Bool // syncLocalReplicas has logged that this node is removed
 }
 
 // New opens the node's data dir, starts the replicas found there (or

@@ -187,8 +187,14 @@ func (n *Node) removeData(ctx context.Context, id ring.ShardID, rid uint64) erro
 
 // syncLocalReplicas starts replicas that the meta shard assigns to this node
 // but that do not run, and stops and deletes running replicas that the meta
-// shard no longer records (they were removed while this node was down).
+// shard no longer records (they were removed while this node was down). A
+// node whose own record says removed starts none: a removed name never
+// rejoins.
 func (n *Node) syncLocalReplicas(ctx context.Context, p *metaState) {
+	removed := p.nodeStates[n.cfg.Name] == nodeRemoved
+	if removed && !n.removedLogged.Swap(true) {
+		n.lg.Error("this node was removed from the cluster and runs no replica; a removed node cannot rejoin under the same name: wipe its data dir and start it under a new --name")
+	}
 	want := map[ring.ShardID]ReplicaView{}
 	for id, rs := range p.byShard {
 		for _, r := range rs {
@@ -219,7 +225,7 @@ func (n *Node) syncLocalReplicas(ctx context.Context, p *metaState) {
 		n.lg.Info("replica removed", "shard_id", id, "replica_id", rid)
 	}
 	for id, r := range want {
-		if _, ok := running[id]; ok {
+		if _, ok := running[id]; ok || removed {
 			continue
 		}
 		if err := n.StartReplica(ctx, id, r.ID, r.Role == RoleLearner); err != nil {

@@ -141,7 +141,7 @@ func New(cfg Config) (*Server, error) {
 	}
 
 	gcfg := cfg.Gateway
-	gcfg.Router, gcfg.Cluster, gcfg.Logger = s.rt, nd, cfg.Logger
+	gcfg.Router, gcfg.Cluster, gcfg.Admin, gcfg.Logger = s.rt, nd, nd, cfg.Logger
 	gcfg.Peer = gateway.PeerServices{Data: peer.NewDataServer(nd), Control: peer.NewControlServer(nd)}
 	gcfg.Metrics, gcfg.Gatherer, gcfg.TLS = cfg.Registry, cfg.Registry, cfg.TLS
 	gcfg.Secrets.Meta, gcfg.Auth.Meta = gateway.NodeMeta{Node: nd}, gateway.NodeMeta{Node: nd}

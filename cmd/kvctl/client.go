@@ -61,7 +61,7 @@ func withClient(a action) cli.ActionFunc {
 func dial(c *cli.Context) (*client, error) {
 	out := c.String("output")
 	if out != "table" && out != "json" {
-		return nil, fmt.Errorf("-o must be table or json, got %q", out)
+		return nil, usageError{fmt.Sprintf("-o must be table or json, got %q", out)}
 	}
 	endpoints, err := splitList(c.String("endpoints"))
 	if err != nil {

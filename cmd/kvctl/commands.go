@@ -27,7 +27,7 @@ import (
 func args(c *cli.Context, lo, hi int) ([]string, error) {
 	a := c.Args().Slice()
 	if len(a) < lo || len(a) > hi {
-		return nil, fmt.Errorf("usage: %s", usage(c))
+		return nil, usageError{"usage: " + usage(c)}
 	}
 	return a, nil
 }

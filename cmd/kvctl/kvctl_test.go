@@ -178,8 +178,8 @@ func TestKVCtl(t *testing.T) {
 
 	// Bad input is refused with the server's message.
 	fails("InvalidArgument", "get", "a//b")
-	fails("usage: kvctl put [options] KEY VALUE", "put", "only-key")
-	fails("-o must be table or json", "-o", "yaml", "get", "app/new")
+	s.misused("usage: kvctl put [options] KEY VALUE", "put", "only-key")
+	s.misused("-o must be table or json", "-o", "yaml", "get", "app/new")
 	fails("--cert and --key go together", "--cert", "c.pem", "get", "app/new")
 
 	// The first endpoint refuses connections; kvctl moves on.

@@ -11,15 +11,19 @@
 //	kvctl secrets rotate
 //	kvctl auth token issue --ttl 1h alice
 //	kvctl bench put --clients 64 --duration 15s
+//	kvctl status
+//	kvctl node drain node-3
 //
 // Flags of a command come before its arguments.
 //
 // Every flag can also be set by its KVCTL_* variable (KVCTL_ENDPOINTS,
 // KVCTL_TOKEN, ...). On error kvctl prints the server's status code and
-// message to stderr and exits with status 1.
+// message to stderr and exits with status 1; a malformed command line
+// (wrong arguments, a flag it cannot parse) exits with status 2.
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"runtime"
@@ -39,8 +43,29 @@ var (
 func main() {
 	if err := newApp().Run(os.Args); err != nil {
 		fmt.Fprintln(os.Stderr, "kvctl:", err)
+		if errors.As(err, new(usageError)) {
+			os.Exit(2)
+		}
 		os.Exit(1)
 	}
+}
+
+// usageError is a malformed command line: kvctl exits with status 2.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+// asUsageError is every command's OnUsageError: a flag that does not
+// parse is a usage error.
+func asUsageError(_ *cli.Context, err error, _ bool) error { return usageError{err.Error()} }
+
+// withUsageErrors sets asUsageError on cmds and their subcommands.
+func withUsageErrors(cmds []*cli.Command) []*cli.Command {
+	for _, c := range cmds {
+		c.OnUsageError = asUsageError
+		withUsageErrors(c.Subcommands)
+	}
+	return cmds
 }
 
 // env returns the environment variable that sets flag name.
@@ -62,7 +87,8 @@ func newApp() *cli.App {
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "table", Usage: "output format: table or json", EnvVars: env("output")},
 			&cli.DurationFlag{Name: "timeout", Value: 10 * time.Second, Usage: "deadline of each command", EnvVars: env("timeout")},
 		},
-		Commands: []*cli.Command{
+		OnUsageError: asUsageError,
+		Commands: withUsageErrors(append([]*cli.Command{
 			{
 				Name: "get", Usage: "print the value of a key", ArgsUsage: "KEY",
 				Flags: []cli.Flag{
@@ -113,6 +139,6 @@ func newApp() *cli.App {
 					return err
 				},
 			},
-		},
+		}, adminCommands()...)),
 	}
 }

@@ -58,6 +58,7 @@ type settings struct {
 	maxValueBytes     int
 	logLevel          slog.Level
 	timeout           time.Duration
+	metaVoters        int
 	kek               func(node string) []byte
 	snapshotEntries   uint64
 	acl               bool
@@ -88,6 +89,12 @@ func WithShards(k int) Option { return func(s *settings) { s.shards = k } }
 // WithReplicas sets the replication factor of data shards (--replicas).
 // Default: node.DefaultConfig's, 3.
 func WithReplicas(r int) Option { return func(s *settings) { s.replicas = r } }
+
+// WithMetaVoters sets the number of voting replicas of the meta shard.
+// Default: node.DefaultConfig's, 5. A node holding a meta voter drains only
+// once the other nodes can hold that many, so tests that drain a node of a
+// small cluster lower it.
+func WithMetaVoters(n int) Option { return func(s *settings) { s.metaVoters = n } }
 
 // WithDeadNodeTimeout sets how long a node must be gone before its replicas
 // are re-created elsewhere (--dead-node-timeout). Default:
@@ -567,6 +574,9 @@ func (c *Cluster) start(m *member, httpLn, grpcLn net.Listener) error {
 	nc.Join = join
 	nc.Shards = c.set.shards
 	nc.Replicas = c.set.replicas
+	if c.set.metaVoters > 0 {
+		nc.MetaVoters = c.set.metaVoters
+	}
 	nc.DeadNodeTimeout = c.set.deadNodeTimeout
 	nc.ReconcileInterval = c.set.reconcileInterval
 	if c.set.snapshotEntries > 0 {
