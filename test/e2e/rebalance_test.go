@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -137,7 +138,7 @@ func balanced(nodes []string, tolerance int) shardCheck {
 				}
 			}
 			for name, got := range what.counts {
-				if !containsString(nodes, name) {
+				if !slices.Contains(nodes, name) {
 					problems = append(problems, fmt.Sprintf("%s holds %d %s, want none", name, got, what.name))
 				}
 			}
@@ -145,15 +146,6 @@ func balanced(nodes []string, tolerance int) shardCheck {
 		sort.Strings(problems)
 		return strings.Join(problems, "; ")
 	}
-}
-
-func containsString(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // safeDuringMoves is what must hold at every moment of a move: every shard
@@ -204,11 +196,24 @@ func learnerOn(name string) shardCheck {
 	}
 }
 
+// learners lists the learners of the data shards in ss as
+// "shard/replica@node".
+func learners(ss []shardInfo) []string {
+	var out []string
+	for _, s := range ss {
+		for _, r := range s.Replicas {
+			if s.ID != 0 && r.Role == "learner" {
+				out = append(out, fmt.Sprintf("%d/%d@%s", s.ID, r.ReplicaID, r.Node))
+			}
+		}
+	}
+	return out
+}
+
 // moveWatch polls /cluster/shards on the running nodes in the background
 // until stopped, at most once per 300 ms and for at most its bound, and
-// records every violation of safeDuringMoves and every replica id that
-// shows up on a second node or in a second shard's records after it was
-// removed (ids are never reused).
+// records every violation of safeDuringMoves and every replica id of a
+// shard that shows up on a second node (ids are never reused).
 type moveWatch struct {
 	stop func()
 	done chan struct{}
@@ -252,12 +257,8 @@ func (w *moveWatch) observe(from string, ss []shardInfo, safe shardCheck) {
 	if p := safe(ss); p != "" && len(w.violations) < 50 {
 		w.violations = append(w.violations, fmt.Sprintf("%s at %s: %s", from, time.Now().Format("15:04:05.000"), p))
 	}
-	learners := 0
 	for _, s := range ss {
 		for _, r := range s.Replicas {
-			if r.Role == "learner" && s.ID != 0 {
-				learners++
-			}
 			key := fmt.Sprintf("%d/%d", s.ID, r.ReplicaID)
 			if prev, ok := w.seen[key]; ok && prev != r.Node && len(w.violations) < 50 {
 				w.violations = append(w.violations, fmt.Sprintf("%s: shard %d replica %d moved from %s to %s (an id reused)", from, s.ID, r.ReplicaID, prev, r.Node))
@@ -265,7 +266,7 @@ func (w *moveWatch) observe(from string, ss []shardInfo, safe shardCheck) {
 			w.seen[key] = r.Node
 		}
 	}
-	w.learners = max(w.learners, learners)
+	w.learners = max(w.learners, len(learners(ss)))
 }
 
 // finish stops the watch and fails the test on any violation it saw.
@@ -358,9 +359,9 @@ func TestKillCoordinatorMidMove(t *testing.T) {
 		pause(2 * time.Second)
 		joined := time.Now()
 		c.join(4)
-		c.WaitShards(rc, 30*time.Second, learnerOn(""))
+		ss := c.WaitShards(rc, 30*time.Second, learnerOn(""))
 		victim := c.metaLeader(rc)
-		t.Logf("moves in flight (%s); kill -9 %s, the meta shard's leader", c.moveOutcomes(), c.Name(victim))
+		t.Logf("learners %v, moves so far: %s; kill -9 %s, the meta shard's leader", learners(ss), c.moveOutcomes(), c.Name(victim))
 		c.Kill9(victim)
 		pause(3 * time.Second)
 		c.Restart(victim)
@@ -386,8 +387,8 @@ func TestKillDestinationMidSnapshot(t *testing.T) {
 		pause(2 * time.Second)
 		joined := time.Now()
 		c.join(4)
-		c.WaitShards(rc, 30*time.Second, learnerOn(c.Name(4)))
-		t.Logf("learners catching up on %s (%s); kill -9 it", c.Name(4), c.moveOutcomes())
+		ss := c.WaitShards(rc, 30*time.Second, learnerOn(c.Name(4)))
+		t.Logf("learners %v, moves so far: %s; kill -9 %s", learners(ss), c.moveOutcomes(), c.Name(4))
 		c.Kill9(4)
 		pause(3 * time.Second)
 		c.Restart(4)
@@ -413,7 +414,8 @@ func TestRollingRestartDuringMoves(t *testing.T) {
 		pause(2 * time.Second)
 		joined := time.Now()
 		c.join(4)
-		c.WaitShards(rc, 30*time.Second, learnerOn(""))
+		ss := c.WaitShards(rc, 30*time.Second, learnerOn(""))
+		t.Logf("learners %v: restarting every node in turn", learners(ss))
 		for i := 1; i <= c.N(); i++ {
 			took := c.Stop(i, 15*time.Second)
 			t.Logf("SIGTERM %s: exited in %v (%s)", c.Name(i), took.Round(time.Millisecond), c.moveOutcomes())
