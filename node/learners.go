@@ -1,25 +1,37 @@
 package node
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 
+	"github.com/lni/dragonboat/v4"
+
 	"github.com/cavedb/cave/ring"
 )
 
-// A replica that joined its shard as a learner must always be restarted as
-// a learner: dragonboat stops the process when a replica started as a voter
-// replays the entry that added it as a non-voting member, and that entry
-// stays in the log after a promotion until a snapshot covers it. Started as
-// a learner, a promoted replica becomes a voter again as it replays the
-// promotion or restores a snapshot taken after it. Which local replicas
-// joined as learners is known only from the shard's membership, which is
-// not readable before the replica runs, so the node keeps a marker file
-// per such replica in DATA_DIR/learners, written durably before the
-// replica first starts and removed with the replica's data.
+// A replica that joined its shard as a learner must be restarted as a
+// learner until it has been promoted: dragonboat stops the process when a
+// replica started as a voter replays the entry that added it as a
+// non-voting member. Which local replicas are learners is known only from
+// the shard's membership, which is not readable before the replica runs,
+// so the node keeps a marker file per learner replica in
+// DATA_DIR/learners, written (durably) before the replica first starts.
+//
+// The marker outlives the promotion until a local snapshot covers it
+// (settlePromotion): a restart replays the log from the newest snapshot
+// on, so a promoted replica whose log still holds the entry that added it
+// as a learner must restart as a learner too, and becomes a follower when
+// it replays the promotion. Once a snapshot taken after the promotion
+// exists, the replay starts past both entries and the snapshot's
+// membership lists the replica as a voter, so it must restart as a voter:
+// a learner start would leave it unable to vote. A crash between the
+// snapshot and the marker's removal restarts a voter as a learner, which
+// dragonboat also handles: the replica becomes a follower when it restores
+// the snapshot's membership.
 
 const learnersDir = "learners"
 
@@ -50,14 +62,34 @@ func (n *Node) markLearner(id ring.ShardID, rid uint64) error {
 	return nil
 }
 
-// isLearner reports whether replica rid of shard id joined as a learner.
+// isLearner reports whether replica rid of shard id was started as a
+// learner and not seen promoted since.
 func (n *Node) isLearner(id ring.ShardID, rid uint64) bool {
 	_, err := os.Stat(n.learnerMarker(id, rid))
 	return err == nil
 }
 
-// clearLearner forgets the marker of replica rid of shard id once its data
-// is removed.
+// settlePromotion makes the promotion of the local replica rid of shard id,
+// which the running replica's applied membership lists as a voter, part of
+// a local snapshot and then removes its learner marker, so it restarts as
+// a voter from then on. A failed snapshot keeps the marker; the next
+// reconcile round tries again. dragonboat rejects the request when a
+// snapshot at or past the applied index exists already, which covers the
+// promotion just as well.
+func (n *Node) settlePromotion(ctx context.Context, id ring.ShardID, rid uint64) {
+	ctx, cancel := n.deadline(ctx)
+	defer cancel()
+	index, err := n.nh.SyncRequestSnapshot(ctx, uint64(id), dragonboat.SnapshotOption{})
+	if err != nil && !errors.Is(err, dragonboat.ErrRejected) {
+		n.lg.Warn("snapshot after promotion", "shard_id", id, "replica_id", rid, "err", err)
+		return
+	}
+	n.clearLearner(id, rid)
+	n.lg.Info("promotion settled", "shard_id", id, "replica_id", rid, "snapshot_index", index)
+}
+
+// clearLearner forgets the marker of replica rid of shard id, once it
+// votes or has been removed.
 func (n *Node) clearLearner(id ring.ShardID, rid uint64) {
 	if err := os.Remove(n.learnerMarker(id, rid)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		n.lg.Warn("remove learner marker", "shard_id", id, "replica_id", rid, "err", err)

@@ -126,15 +126,21 @@ func (n *Node) advance(ctx context.Context, id ring.ShardID, rm *recordedMove, s
 	return nil
 }
 
-// finishMove deletes the recorded move rm if it is still at rm.rev.
+// finishMove deletes the recorded move rm if it is still at rm.rev, and
+// counts and logs its end. It fails with errMoveChanged, counting nothing,
+// when the record moved on or is gone (another node finished it).
 func (n *Node) finishMove(ctx context.Context, id ring.ShardID, rm *recordedMove, result string) error {
-	_, err := n.metaWrite(ctx, shard.Op{Kind: shard.OpDelete, Key: []byte(moveKey(id)), PrevRevision: rm.rev, HasPrevRevision: true})
-	if err == nil {
-		n.met.moveDone(rm.Kind, result)
-		n.lg.Info("move "+result, "shard_id", id, "kind", rm.Kind, "replica_id", rm.Replica, "target", rm.Node,
-			"took", time.Since(time.Unix(0, rm.Started)).Round(time.Millisecond), "reason", rm.Reason)
+	res, err := n.metaWrite(ctx, shard.Op{Kind: shard.OpDelete, Key: []byte(moveKey(id)), PrevRevision: rm.rev, HasPrevRevision: true})
+	if err != nil {
+		return err
 	}
-	return err
+	if res[0].Code != shard.ResultOK {
+		return errMoveChanged
+	}
+	n.met.moveDone(rm.Kind, result)
+	n.lg.Info("move "+result, "shard_id", id, "kind", rm.Kind, "replica_id", rm.Replica, "target", rm.Node,
+		"took", time.Since(time.Unix(0, rm.Started)).Round(time.Millisecond), "reason", rm.Reason)
+	return nil
 }
 
 // errMoveChanged means the move record changed under the executor.

@@ -206,6 +206,9 @@ func (n *Node) syncLocalReplicas(ctx context.Context, p *metaState) {
 	running := map[ring.ShardID]uint64{}
 	for _, si := range n.nh.GetNodeHostInfo(dragonboat.NodeHostInfoOption{SkipLogInfo: true}).ShardInfoList {
 		running[ring.ShardID(si.ShardID)] = si.ReplicaID
+		if _, votes := si.Replicas[si.ReplicaID]; votes && !si.Pending && n.isLearner(ring.ShardID(si.ShardID), si.ReplicaID) {
+			n.settlePromotion(ctx, ring.ShardID(si.ShardID), si.ReplicaID)
+		}
 	}
 	for id, rid := range running {
 		if w, ok := want[id]; ok && w.ID == rid {
