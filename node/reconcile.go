@@ -43,7 +43,9 @@ func (n *Node) reconcileOnce(ctx context.Context) {
 	n.ms.setTag(tagMeta, meta)
 	p, err := n.readMetaState(ctx, false)
 	if err != nil {
-		if !errors.Is(err, ErrNoReplica) && !errors.Is(err, ErrNotInitialized) && !errors.Is(err, ErrNotReady) {
+		if errors.Is(err, ErrNoReplica) {
+			n.shedLeaderships()
+		} else if !errors.Is(err, ErrNotInitialized) && !errors.Is(err, ErrNotReady) {
 			n.lg.Warn("read placement", "err", err)
 		}
 		return
@@ -61,6 +63,30 @@ func (n *Node) reconcileOnce(ctx context.Context) {
 		}
 	}
 	n.coordinate(ctx, p)
+}
+
+// shedLeaderships hands every leadership of this node to another voter of
+// the shard. It runs when the node has no meta replica (it was drained
+// off the meta shard, or removed): such a node cannot read the moves it
+// would have to execute as a shard's leader, so another replica must lead.
+// It does not wait for the transfers; the next round tries again.
+func (n *Node) shedLeaderships() {
+	for _, si := range n.nh.GetNodeHostInfo(dragonboat.NodeHostInfoOption{SkipLogInfo: true}).ShardInfoList {
+		if si.LeaderID == 0 || si.LeaderID != si.ReplicaID {
+			continue
+		}
+		for rid := range si.Replicas {
+			if rid == si.ReplicaID {
+				continue
+			}
+			err := n.nh.RequestLeaderTransfer(si.ShardID, rid)
+			n.met.action(kindLeaderTransfer, err)
+			if err == nil {
+				n.lg.Info("leadership handed over: no local meta replica to read moves from", "shard_id", si.ShardID, "to_replica_id", rid)
+				break
+			}
+		}
+	}
 }
 
 // reconcileShard takes the next step of shard id's move, if it has one. The

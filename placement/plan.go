@@ -437,8 +437,8 @@ func (p *planner) evacuate(v *view) (Action, bool) {
 // mayRemove reports whether the voter r on a leaving node may go now, and
 // why. It may once the shard has Voters voters on staying nodes without it.
 // Short of that, a draining node keeps it (a drain never lowers the voter
-// count), and so does a dead or removed node while a spare node can take
-// its place. With no spare, a dead or removed voter goes only when the
+// count; the meta shard's may go while three voters stay), and so does a
+// dead or removed node while a spare node can take its place. With no spare, a dead or removed voter goes only when the
 // voter count is even and above two: 3 live of 4 tolerate no failure, 3 of
 // 3 tolerate one.
 func (p *planner) mayRemove(v *view, r *Replica) (string, bool) {
@@ -448,6 +448,10 @@ func (p *planner) mayRemove(v *view, r *Replica) (string, bool) {
 		return "", false
 	case v.good >= v.Voters:
 		return fmt.Sprintf("%s is %s and the shard has %d voters without it", r.Node, st, v.good), true
+	case st == NodeDraining && v.LearnersOnRest && len(p.spares(v)) == 0 && v.good >= min(3, v.Voters):
+		// The meta shard wants a voter on as many nodes as it may (up to
+		// Voters): a drain shrinks it, so long as three voters stay.
+		return fmt.Sprintf("%s is draining, no node can take its place and %d voters stay", r.Node, v.good), true
 	case st == NodeDraining || len(p.spares(v)) > 0:
 		return "", false
 	case v.voters%2 == 0 && v.voters > 2:
@@ -546,7 +550,11 @@ func (p *planner) balanceReplicas(calm []*view) {
 		if p.full() {
 			return
 		}
-		if p.acted[v.ID] {
+		// A LearnersOnRest shard (the meta shard) has a replica on every
+		// node already: moving one of its voters for balance would take a
+		// node's only copy away for a while, and with it the node's local
+		// view of the cluster. Its voters move only off leaving nodes.
+		if p.acted[v.ID] || v.LearnersOnRest {
 			continue
 		}
 		var dsts []string

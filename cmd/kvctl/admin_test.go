@@ -143,8 +143,6 @@ func TestAdminCommands(t *testing.T) {
 	assert.Regexp(t, `^planned \S+ shard=\d+.*\n(in flight 1\n)?done shard \d+\n$`, applied)
 
 	assert.Equal(t, "rebalancing resumed\n", s.ok("", "rebalance", "resume"))
-	// See TestAdmin in package node: the planner may strand this drain.
-	t.Skip("the planner may strand a drain: it removes the meta replica of a draining node too early")
 	drained := s.ok("", "node", "drain", spare)
 	assert.Regexp(t, `(?m)^`+spare+`: \d+ replicas, \d+ leaders left$`, drained)
 	assert.True(t, strings.HasSuffix(drained, spare+": drained; remove it with kvctl node remove "+spare+"\n"), drained)
