@@ -468,6 +468,7 @@ func TestUI(t *testing.T) {
 	// Nodes: all three, alive, and the shards each leads; the page refreshes.
 	b.step("open Nodes", chromedp.Click(chromedp.ID("tab-nodes")), chromedp.WaitVisible(chromedp.CSS(`#nodes-table tr[data-node]`)))
 	b.waitJS("three alive nodes", `document.querySelectorAll('#nodes-table tr[data-node]').length === 3 && [...document.querySelectorAll('#nodes-table tr[data-node] .badge')].every(e => e.textContent === 'alive')`)
+	b.waitJS("each node's placement state", `[...document.querySelectorAll('#nodes-table tr[data-node]')].every(r => r.querySelectorAll('.badge').length === 2)`)
 	names := uiEval[[]string](b, `[...document.querySelectorAll('#nodes-table tr[data-node]')].map(r => r.dataset.node)`)
 	assert.Equal(t, []string{"n1", "n2", "n3"}, names)
 	// Each shard has one leader, so the counts add up to the shards (a
@@ -488,6 +489,7 @@ func TestUI(t *testing.T) {
 			return l && r.querySelector('.chip.is-leader') && r.querySelector('.chip.is-leader').firstChild.textContent === l.textContent;
 		});
 	})()`)
+	b.waitJS("no move in flight on a settled cluster", `[...document.querySelectorAll('#shards-table tr[data-shard] td[data-label="Move"]')].every(c => c.textContent === '–')`)
 	type uiShard struct {
 		ID       string   `json:"id"`
 		Leader   string   `json:"leader"`

@@ -122,3 +122,10 @@ export function members() {
 export function shards() {
   return call('GET', 'cluster/shards');
 }
+
+// placementStatus is the admin view of placement: node states (alive,
+// down, dead, draining, removed), moves in flight and whether rebalancing
+// is paused. It needs admin; callers treat a refusal as "unknown".
+export function placementStatus() {
+  return call('GET', 'admin/status');
+}

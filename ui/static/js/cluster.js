@@ -1,6 +1,9 @@
-// The cluster views: Nodes (members with their state, addresses and the
-// shards each leads) and Shards (each shard's leader, replicas and size).
-// Both refresh themselves every few seconds while they are open.
+// The cluster views: Nodes (members with their state, placement state,
+// addresses and the shards each leads) and Shards (each shard's leader,
+// replicas, size and the move in flight). Both refresh themselves every
+// few seconds while they are open. The placement state and the moves come
+// from the admin status, which needs admin: without it they show as
+// unknown.
 
 import * as api from './api.js';
 import { h, formatBytes, formatCount } from './util.js';
@@ -29,14 +32,16 @@ export function nodesView(root, ctx) {
   const summary = h('div', { class: 'stats', id: 'nodes-summary' });
   const tbody = h('tbody', {});
   const table = h('table', { class: 'grid', id: 'nodes-table' },
-    h('thead', {}, h('tr', {}, ['Node', 'State', 'Shards led', 'Replicas', 'HTTP', 'gRPC', 'Raft', 'Gossip']
+    h('thead', {}, h('tr', {}, ['Node', 'State', 'Placement', 'Shards led', 'Replicas', 'HTTP', 'gRPC', 'Raft', 'Gossip']
       .map((c) => h('th', { scope: 'col' }, c)))),
     tbody);
   root.append(head, summary, h('section', { class: 'card table-card' }, table));
 
   async function refresh() {
-    const [m, s] = await Promise.allSettled([api.members(), api.shards()]);
+    const [m, s, p] = await Promise.allSettled([api.members(), api.shards(), api.placementStatus()]);
     if (m.status === 'rejected') throw m.reason;
+    const placed = new Map();
+    for (const n of p.status === 'fulfilled' ? (p.value.nodes || []) : []) placed.set(n.name, n.state);
     const members = (m.value.members || []).slice().sort((a, b) => a.name.localeCompare(b.name, 'en', { numeric: true }));
     const shards = s.status === 'fulfilled' ? (s.value.shards || []) : null;
     const led = new Map();
@@ -57,6 +62,7 @@ export function nodesView(root, ctx) {
       return h('tr', { dataset: { node: mem.name } },
         cell('Node', h('strong', { class: 'node-name' }, mem.name), self && h('span', { class: 'tag' }, 'this node')),
         cell('State', stateBadge(mem.state)),
+        cell('Placement', placed.has(mem.name) ? stateBadge(placed.get(mem.name)) : h('span', { class: 'muted' }, 'unknown')),
         cell('Shards led', shards
           ? h('span', { class: 'led', title: leads.join(', ') }, h('strong', {}, String(leads.length)),
             leads.length ? h('span', { class: 'muted' }, ` · ${leads.join(', ')}`) : null)
@@ -67,11 +73,18 @@ export function nodesView(root, ctx) {
         cell('Raft', addr(mem.raft_addr)),
         cell('Gossip', addr(mem.gossip_addr)));
     }));
-    if (!members.length) tbody.append(h('tr', {}, h('td', { colspan: 8, class: 'muted' }, 'No members known yet.')));
+    if (!members.length) tbody.append(h('tr', {}, h('td', { colspan: 9, class: 'muted' }, 'No members known yet.')));
     if (!shards) throw new Error(`Shards led are unknown: ${s.reason.message}`);
   }
 
   return ctx.live(status, refresh);
+}
+
+// moveCell shows a shard's move in flight: "add n4 (catch-up)".
+function moveCell(mv, known) {
+  if (!known) return h('span', { class: 'muted' }, 'unknown');
+  if (!mv) return h('span', { class: 'muted' }, '–');
+  return h('span', { class: 'move', title: mv.reason || '' }, `${mv.kind} ${mv.node}`, h('span', { class: 'muted' }, ` (${mv.step})`));
 }
 
 function addr(a, link) {
@@ -89,13 +102,15 @@ export function shardsView(root, ctx) {
   const summary = h('div', { class: 'stats', id: 'shards-summary' });
   const tbody = h('tbody', {});
   const table = h('table', { class: 'grid', id: 'shards-table' },
-    h('thead', {}, h('tr', {}, ['Shard', 'Leader', 'Replicas', 'Keys', 'Size'].map((c) => h('th', { scope: 'col' }, c)))),
+    h('thead', {}, h('tr', {}, ['Shard', 'Leader', 'Replicas', 'Keys', 'Size', 'Move'].map((c) => h('th', { scope: 'col' }, c)))),
     tbody);
   root.append(head, summary, h('section', { class: 'card table-card' }, table));
 
   async function refresh() {
-    const res = await api.shards();
+    const [res, p] = await Promise.all([api.shards(), api.placementStatus().catch(() => null)]);
     const shards = (res.shards || []).slice().sort((a, b) => Number(a.id) - Number(b.id));
+    const moves = new Map();
+    for (const mv of p ? (p.moves || []) : []) moves.set(String(mv.shard_id), mv);
     let keys = 0;
     let bytes = 0;
     let leaderless = 0;
@@ -123,9 +138,11 @@ export function shardsView(root, ctx) {
           title: `replica ${r.replica_id} on ${r.node}: ${r.role}${r.node === sh.leader ? ', leader' : ''}`,
         }, r.node, h('span', { class: 'role' }, r.node === sh.leader ? 'leader' : r.role))))),
         cell('Keys', formatCount(sh.keys)),
-        cell('Size', formatBytes(sh.bytes)));
+        cell('Size', formatBytes(sh.bytes)),
+        cell('Move', moveCell(moves.get(String(sh.id)), p !== null)));
     }));
-    if (!shards.length) tbody.append(h('tr', {}, h('td', { colspan: 5, class: 'muted' }, 'No shards yet.')));
+    if (!shards.length) tbody.append(h('tr', {}, h('td', { colspan: 6, class: 'muted' }, 'No shards yet.')));
+    if (p && p.paused) summary.append(stat('paused', 'rebalancing', 'warn'));
   }
 
   return ctx.live(status, refresh);
