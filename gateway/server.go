@@ -82,11 +82,13 @@ type Config struct {
 	Secrets SecretsConfig
 	// Auth configures access control, the Auth service and the audit log.
 	Auth AuthConfig
+	// Watch limits and paces watches. Default DefaultWatchConfig.
+	Watch WatchConfig
 }
 
 // DefaultConfig returns a Config with the optional fields set.
 func DefaultConfig() Config {
-	return Config{MaxValueBytes: 1 << 20, Auth: AuthConfig{Failures: auth.DefaultLimiterConfig(), Now: time.Now}}
+	return Config{MaxValueBytes: 1 << 20, Auth: AuthConfig{Failures: auth.DefaultLimiterConfig(), Now: time.Now}, Watch: DefaultWatchConfig()}
 }
 
 // Validate reports every problem with c.
@@ -101,7 +103,7 @@ func (c Config) Validate() error {
 	if c.MaxValueBytes < 1 || c.MaxValueBytes > 64<<20 {
 		errs = append(errs, fmt.Errorf("gateway: --max-value-bytes must be in [1, %d], got %d", 64<<20, c.MaxValueBytes))
 	}
-	errs = append(errs, c.Secrets.Validate(), c.Auth.Validate())
+	errs = append(errs, c.Secrets.Validate(), c.Auth.Validate(), c.Watch.Validate())
 	return errors.Join(errs...)
 }
 
@@ -145,6 +147,10 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	if kv.watches, err = newWatchers(cfg.Watch, cfg.Metrics); err != nil {
+		return nil, fmt.Errorf("gateway: register metrics: %w", err)
+	}
+	kv.clusterID, kv.mayRead = cfg.Cluster.ClusterID, z.mayRead
 	rec := recovery{lg: cfg.Logger}
 	gopts := []grpc.ServerOption{grpc.MaxRecvMsgSize(cfg.MaxValueBytes + 64<<10),
 		grpc.ChainUnaryInterceptor(rec.unary, met.unary, z.unary), grpc.ChainStreamInterceptor(rec.stream, z.stream)}
@@ -189,6 +195,7 @@ func New(cfg Config) (*Server, error) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	root.HandleFunc("GET /api/v1/ready", s.ready)
+	root.Handle("GET /api/v1/watch", newWatchHTTP(kv, local.intercept))
 	root.Handle("GET /api/v1/perf/metrics", metricsHandler(cfg.Gatherer, cfg.Logger))
 	root.HandleFunc("GET /api/v1/perf/logs", logsHandler(cfg.Logs))
 	root.HandleFunc("GET /api/v1/perf/dashboard", dashboardHandler)

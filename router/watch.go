@@ -88,6 +88,26 @@ func (r *Router) WatchStart(ctx context.Context, shards []ring.ShardID) (Positio
 	return pos, nil
 }
 
+// WatchCheck reports whether a watch can resume from pos: it fails with
+// an error wrapping ErrCompacted when no replica of some shard still holds
+// the events after its position, and with ErrUnavailable when a shard
+// cannot be read.
+func (r *Router) WatchCheck(ctx context.Context, pos Position) error {
+	for id, after := range pos {
+		err := r.retry(ctx, opWatch, func() error {
+			_, err := r.historyOnce(ctx, id, shard.HistoryQuery{After: after, Limit: 1, KeysOnly: true}, 0)
+			return err
+		})
+		if errors.Is(err, node.ErrCompacted) {
+			return fmt.Errorf("%w: shard %d: %w", ErrCompacted, id, err)
+		}
+		if err != nil {
+			return final(err)
+		}
+	}
+	return nil
+}
+
 // Watch delivers to out the changes q selects after from, one WatchBatch
 // at a time, until ctx is done or the watch fails. It runs one loop per
 // shard of from: each reads its shard's history after its position from a
@@ -132,7 +152,7 @@ func (r *Router) watchShard(ctx context.Context, q WatchQuery, id ring.ShardID, 
 	var lastSent time.Time
 	for ctx.Err() == nil {
 		hq.After = after
-		res, err := r.historyOnce(ctx, id, hq)
+		res, err := r.historyOnce(ctx, id, hq, watchPoll)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -189,14 +209,14 @@ func exactKey(evs []shard.Event, key string) []shard.Event {
 }
 
 // historyOnce reads shard id's history after q.After once, waiting up to
-// watchPoll for a commit: from the local replica when there is one, else
+// wait for a commit: from the local replica when there is one, else
 // from the leader's node first and then the other hosts. A replica that no
 // longer holds the events (it loaded a snapshot past them) hands over to
 // the next host; ErrCompacted comes back only when the last one says so.
-func (r *Router) historyOnce(ctx context.Context, id ring.ShardID, q shard.HistoryQuery) (*shard.HistoryResult, error) {
+func (r *Router) historyOnce(ctx context.Context, id ring.ShardID, q shard.HistoryQuery, wait time.Duration) (*shard.HistoryResult, error) {
 	var lastErr error
 	if r.be.HasReplica(id) {
-		res, err := r.be.History(ctx, id, q, watchPoll)
+		res, err := r.be.History(ctx, id, q, wait)
 		if !errors.Is(err, node.ErrCompacted) {
 			return res, err
 		}
@@ -211,8 +231,8 @@ func (r *Router) historyOnce(ctx context.Context, id ring.ShardID, q shard.Histo
 	}
 	for _, h := range hosts {
 		r.met.forwards[opWatch].Inc()
-		cctx, cancel := context.WithTimeout(ctx, watchPoll+5*time.Second)
-		res, err := r.fw.History(cctx, h.GRPCAddr, id, q, watchPoll)
+		cctx, cancel := context.WithTimeout(ctx, wait+5*time.Second)
+		res, err := r.fw.History(cctx, h.GRPCAddr, id, q, wait)
 		cancel()
 		if err == nil {
 			return res, nil
