@@ -121,6 +121,7 @@ type Server struct {
 	http   *http.Server
 	health *health.Server
 	authz  *authz
+	kv     *kvService
 	stop   context.CancelFunc // ends the background loops Serve starts
 	wg     sync.WaitGroup
 }
@@ -189,7 +190,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.System.Started.IsZero() {
 		cfg.System.Started = time.Now()
 	}
-	s := &Server{cfg: cfg, grpc: gs, health: hs, authz: z}
+	s := &Server{cfg: cfg, grpc: gs, health: hs, authz: z, kv: kv}
 	root := http.NewServeMux()
 	root.HandleFunc("GET /api/v1/health", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
@@ -279,10 +280,12 @@ func (s *Server) Serve(httpLn, grpcLn net.Listener) {
 	}()
 }
 
-// Shutdown stops accepting requests and waits for in-flight ones until ctx
-// is done, then closes what remains.
+// Shutdown stops accepting requests, ends open watches (Unavailable: the
+// watcher resumes elsewhere with its token) and waits for in-flight
+// requests until ctx is done, then closes what remains.
 func (s *Server) Shutdown(ctx context.Context) {
 	s.health.Shutdown()
+	s.kv.watches.shutdown()
 	_ = s.http.Shutdown(ctx)
 	done := make(chan struct{})
 	go func() {

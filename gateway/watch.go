@@ -79,11 +79,19 @@ type watchers struct {
 	mu     sync.Mutex // guards total and byConn
 	total  int
 	byConn map[string]int
+
+	// closing is closed by shutdown: open watches end, so that a graceful
+	// stop does not wait for them.
+	closing   chan struct{}
+	closeOnce sync.Once
 }
+
+// shutdown ends every open watch with Unavailable; it is idempotent.
+func (w *watchers) shutdown() { w.closeOnce.Do(func() { close(w.closing) }) }
 
 func newWatchers(cfg WatchConfig, reg prometheus.Registerer) (*watchers, error) {
 	w := &watchers{
-		cfg: cfg, byConn: map[string]int{},
+		cfg: cfg, byConn: map[string]int{}, closing: make(chan struct{}),
 		active: prometheus.NewGauge(prometheus.GaugeOpts{Name: "cave_gateway_watchers",
 			Help: "Watches open on this node (gRPC and REST)."}),
 		events: prometheus.NewCounter(prometheus.CounterOpts{Name: "cave_gateway_watch_events_total",
@@ -304,6 +312,8 @@ func (s *kvService) watch(ctx context.Context, conn string, req *kvv1.WatchReque
 				return err
 			}
 			lastSent = time.Now()
+		case <-s.watches.closing:
+			return withReason(codes.Unavailable, ReasonNotApplied, "the node is shutting down: watch again, on another node, with the last resume_token", nil)
 		case err := <-failed:
 			failed <- err // for the deferred wait
 			if errors.Is(err, router.ErrSlowWatcher) {
