@@ -362,7 +362,9 @@ func TestWatchBadInput(t *testing.T) {
 	})
 }
 
-func urlq(s string) string { return strings.NewReplacer("%", "%25", "&", "%26", "+", "%2B", "/", "%2F", "=", "%3D").Replace(s) }
+func urlq(s string) string {
+	return strings.NewReplacer("%", "%25", "&", "%26", "+", "%2B", "/", "%2F", "=", "%3D").Replace(s)
+}
 
 // zeroPositions rewrites a resume token of this package's format to
 // position 0 on every shard.
