@@ -73,6 +73,9 @@ type rule struct {
 	// detail puts the request, as text, into the audit line. Only for
 	// requests that carry no value, password or token.
 	detail bool
+	// emptyIdentified: a call on the empty key needs an identity only (a
+	// watch of everything the caller may read, filtered key by key).
+	emptyIdentified bool
 }
 
 // keyOf returns the key or prefix of the KV requests.
@@ -86,6 +89,14 @@ func keyOf(req any) string {
 	return ""
 }
 
+// watchKeyOf returns a WatchRequest's key, or its prefix without one.
+func watchKeyOf(req any) string {
+	if r, ok := req.(*kvv1.WatchRequest); ok && r.Key != "" {
+		return r.Key
+	}
+	return keyOf(req)
+}
+
 // allKeys is the object of calls that show the whole cluster.
 func allKeys(any) string { return "" }
 
@@ -96,6 +107,9 @@ func allKeys(any) string { return "" }
 var (
 	readKey  = rule{access: accessKey, action: action.Read, key: keyOf}
 	writeKey = rule{access: accessKey, action: action.Write, key: keyOf, audit: true}
+	// watchKey is read on the watched key or prefix; the empty prefix
+	// watches what the caller may read.
+	watchKey = rule{access: accessKey, action: action.Read, key: watchKeyOf, emptyIdentified: true}
 	// clusterView is read on the empty prefix: the cluster's shape is shown
 	// to callers who may read every key.
 	clusterView = rule{access: accessKey, action: action.Read, key: allKeys}
@@ -109,6 +123,7 @@ var (
 		kvv1.KV_List_FullMethodName:   readKey,
 		kvv1.KV_Put_FullMethodName:    writeKey,
 		kvv1.KV_Delete_FullMethodName: writeKey,
+		kvv1.KV_Watch_FullMethodName:  watchKey,
 
 		clusterv1.Cluster_Members_FullMethodName: clusterView,
 		clusterv1.Cluster_Shards_FullMethodName:  clusterView,
@@ -146,6 +161,7 @@ var (
 		peerv1.Data_Get_FullMethodName:             nodeCall,
 		peerv1.Data_List_FullMethodName:            nodeCall,
 		peerv1.Data_Stats_FullMethodName:           nodeCall,
+		peerv1.Data_History_FullMethodName:         nodeCall,
 		peerv1.Control_StartReplica_FullMethodName: nodeCall,
 		peerv1.Control_JoinInfo_FullMethodName:     nodeCall,
 
@@ -185,6 +201,7 @@ var httpRoutes = []httpRoute{
 	{path: "/api/v1/system/", prefix: true, rule: adminCall},
 	{path: "/api/v1/kv", prefix: true, gateway: true},
 	{path: "/api/v1/keys", gateway: true},
+	{path: "/api/v1/watch", gateway: true},
 	{path: "/api/v1/cluster/", prefix: true, gateway: true},
 	{path: "/api/v1/auth/", prefix: true, gateway: true},
 	{path: "/api/v1/secrets/", prefix: true, gateway: true},
@@ -322,6 +339,9 @@ func (a *authz) decide(id identity, r rule, key string) *status.Status {
 	if id.subject == "" {
 		return status.New(codes.Unauthenticated, "authentication required: present a client certificate or an \"authorization: Bearer cave_...\" token")
 	}
+	if r.emptyIdentified && key == "" {
+		return nil
+	}
 	if r.access != accessIdentified && !a.policy.Loaded() {
 		return status.New(codes.Unavailable, "the access policy is not loaded yet (the node is starting); retry shortly")
 	}
@@ -418,10 +438,17 @@ func (a *authz) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, 
 	return resp, err
 }
 
-// stream is the gRPC stream interceptor (health Watch, reflection, Admin
-// Apply). An audited stream is recorded when it ends, with its result.
+// stream is the gRPC stream interceptor (KV.Watch, health Watch,
+// reflection, Admin Apply). A server-streaming call whose rule names a key
+// is decided on its request, when the handler receives it, before anything
+// is sent; any other stream is decided before it starts, and an audited one
+// is recorded when it ends, with its result.
 func (a *authz) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 	id := a.grpcIdentity(ss.Context(), info.FullMethod)
+	if r, ok := methodRules[info.FullMethod]; ok && r.key != nil && info.IsServerStream && !info.IsClientStream {
+		return handler(srv, &checkedStream{ServerStream: ss, a: a, id: id, method: info.FullMethod,
+			ctx: context.WithValue(ss.Context(), identityKey{}, id)})
+	}
 	r, _, st := a.check(id, info.FullMethod, nil)
 	if st != nil {
 		a.record(id, info.FullMethod, r, "", nil, st.Err())
@@ -430,6 +457,44 @@ func (a *authz) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInf
 	err := handler(srv, ss)
 	a.record(id, info.FullMethod, r, "", nil, err)
 	return err
+}
+
+// checkedStream decides a server-streaming call on its one request.
+type checkedStream struct {
+	grpc.ServerStream
+	a       *authz
+	id      identity
+	method  string
+	ctx     context.Context
+	checked bool
+}
+
+// Context returns the stream's context with the caller's identity.
+func (s *checkedStream) Context() context.Context { return s.ctx }
+
+// RecvMsg receives the request and refuses it when the caller may not
+// make the call.
+func (s *checkedStream) RecvMsg(m any) error {
+	if err := s.ServerStream.RecvMsg(m); err != nil || s.checked {
+		return err
+	}
+	s.checked = true
+	r, key, st := s.a.check(s.id, s.method, m)
+	if st != nil {
+		s.a.record(s.id, s.method, r, key, m, st.Err())
+		return st.Err()
+	}
+	return nil
+}
+
+// mayRead reports whether the caller whose identity ctx carries may read
+// key; with the ACL off, always.
+func (a *authz) mayRead(ctx context.Context, key string) bool {
+	if !a.enabled {
+		return true
+	}
+	id, _ := identityFrom(ctx)
+	return a.decide(id, readKey, key) == nil
 }
 
 // maxAuthBodyBytes bounds the body of /api/v1/auth requests.

@@ -88,6 +88,10 @@ func toStatus(lg *slog.Logger, err error) error {
 		return status.Error(codes.NotFound, "key not found")
 	case errors.Is(err, router.ErrBadPageToken):
 		return status.Error(codes.InvalidArgument, "page_token is malformed: pass the next_page_token of the previous page")
+	case errors.Is(err, router.ErrCompacted):
+		return status.Error(codes.OutOfRange, "resume token compacted: re-read and watch from now")
+	case errors.Is(err, router.ErrSlowWatcher):
+		return status.Error(codes.ResourceExhausted, "the watcher fell behind its buffer and was cut: watch again with the last resume_token")
 	case errors.Is(err, router.ErrTooLarge):
 		return status.Error(codes.ResourceExhausted, "request too large")
 	case errors.Is(err, router.ErrUnknownOutcome):

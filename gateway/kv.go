@@ -22,6 +22,13 @@ type kvService struct {
 	lg            *slog.Logger
 	maxValueBytes int // of the plaintext; a secret's envelope may add secrets.EnvelopeOverhead
 	secrets       *secrets.Manager
+	// watches limits and counts the open watches.
+	watches *watchers
+	// clusterID names the cluster in resume tokens.
+	clusterID func(ctx context.Context) (string, error)
+	// mayRead reports whether the caller of ctx may read key; a watch
+	// delivers only such keys' events.
+	mayRead func(ctx context.Context, key string) bool
 }
 
 func invalid(format string, args ...any) error {

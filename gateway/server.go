@@ -85,11 +85,13 @@ type Config struct {
 	Secrets SecretsConfig
 	// Auth configures access control, the Auth service and the audit log.
 	Auth AuthConfig
+	// Watch limits and paces watches. Default DefaultWatchConfig.
+	Watch WatchConfig
 }
 
 // DefaultConfig returns a Config with the optional fields set.
 func DefaultConfig() Config {
-	return Config{MaxValueBytes: 1 << 20, Auth: AuthConfig{Failures: auth.DefaultLimiterConfig(), Now: time.Now}}
+	return Config{MaxValueBytes: 1 << 20, Auth: AuthConfig{Failures: auth.DefaultLimiterConfig(), Now: time.Now}, Watch: DefaultWatchConfig()}
 }
 
 // Validate reports every problem with c.
@@ -104,7 +106,7 @@ func (c Config) Validate() error {
 	if c.MaxValueBytes < 1 || c.MaxValueBytes > 64<<20 {
 		errs = append(errs, fmt.Errorf("gateway: --max-value-bytes must be in [1, %d], got %d", 64<<20, c.MaxValueBytes))
 	}
-	errs = append(errs, c.Secrets.Validate(), c.Auth.Validate())
+	errs = append(errs, c.Secrets.Validate(), c.Auth.Validate(), c.Watch.Validate())
 	return errors.Join(errs...)
 }
 
@@ -122,6 +124,7 @@ type Server struct {
 	http   *http.Server
 	health *health.Server
 	authz  *authz
+	kv     *kvService
 	stop   context.CancelFunc // ends the background loops Serve starts
 	wg     sync.WaitGroup
 }
@@ -148,6 +151,10 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	if kv.watches, err = newWatchers(cfg.Watch, cfg.Metrics); err != nil {
+		return nil, fmt.Errorf("gateway: register metrics: %w", err)
+	}
+	kv.clusterID, kv.mayRead = cfg.Cluster.ClusterID, z.mayRead
 	rec := recovery{lg: cfg.Logger}
 	gopts := []grpc.ServerOption{grpc.MaxRecvMsgSize(cfg.MaxValueBytes + 64<<10),
 		grpc.ChainUnaryInterceptor(rec.unary, met.unary, z.unary), grpc.ChainStreamInterceptor(rec.stream, z.stream)}
@@ -190,12 +197,13 @@ func New(cfg Config) (*Server, error) {
 	if cfg.System.Started.IsZero() {
 		cfg.System.Started = time.Now()
 	}
-	s := &Server{cfg: cfg, grpc: gs, health: hs, authz: z}
+	s := &Server{cfg: cfg, grpc: gs, health: hs, authz: z, kv: kv}
 	root := http.NewServeMux()
 	root.HandleFunc("GET /api/v1/health", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	root.HandleFunc("GET /api/v1/ready", s.ready)
+	root.Handle("GET /api/v1/watch", newWatchHTTP(kv, local.intercept))
 	root.Handle("GET /api/v1/perf/metrics", metricsHandler(cfg.Gatherer, cfg.Logger))
 	root.HandleFunc("GET /api/v1/perf/logs", logsHandler(cfg.Logs))
 	root.HandleFunc("GET /api/v1/perf/dashboard", dashboardHandler)
@@ -279,10 +287,12 @@ func (s *Server) Serve(httpLn, grpcLn net.Listener) {
 	}()
 }
 
-// Shutdown stops accepting requests and waits for in-flight ones until ctx
-// is done, then closes what remains.
+// Shutdown stops accepting requests, ends open watches (Unavailable: the
+// watcher resumes elsewhere with its token) and waits for in-flight
+// requests until ctx is done, then closes what remains.
 func (s *Server) Shutdown(ctx context.Context) {
 	s.health.Shutdown()
+	s.kv.watches.shutdown()
 	_ = s.http.Shutdown(ctx)
 	done := make(chan struct{})
 	go func() {

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/cavedb/cave/placement"
+	"github.com/cavedb/cave/shard"
 )
 
 // Config configures a Node. Fields map one to one to cave's flags; the
@@ -75,6 +76,11 @@ type Config struct {
 	// (--snapshot-bytes-per-sec), so moves leave foreground traffic room.
 	// Zero means no cap. Default 128 MiB/s.
 	SnapshotBytesPerSecond uint64
+	// WatchHistoryRevisions is how many of its latest revisions each shard
+	// keeps the change events of, for watches to resume from
+	// (--watch-history-revisions): shard.Config.HistoryRevisions. Default
+	// 100,000; at least 16.
+	WatchHistoryRevisions uint64
 	// Expert holds engine settings operators should leave alone.
 	Expert Expert
 	// MetaNamespaces are the key prefixes of the meta shard that other
@@ -168,6 +174,7 @@ func DefaultConfig() Config {
 		ReconcileInterval:      time.Second,
 		Rebalance:              placement.DefaultConfig(),
 		SnapshotBytesPerSecond: 128 << 20,
+		WatchHistoryRevisions:  shard.DefaultConfig().HistoryRevisions,
 		Expert: Expert{
 			RTTMillisecond:     20,
 			ElectionRTT:        25,
@@ -201,6 +208,9 @@ func (c Config) Validate() error {
 		if _, _, err := net.SplitHostPort(j); err != nil {
 			bad("--join entries must be HOST:PORT, got %q", j)
 		}
+	}
+	if c.WatchHistoryRevisions < 16 {
+		bad("--watch-history-revisions must be >= 16, got %d", c.WatchHistoryRevisions)
 	}
 	if c.Shards < 1 || c.Shards > 1024 {
 		bad("--shards must be in [1, 1024], got %d", c.Shards)

@@ -30,6 +30,10 @@ var (
 	// ErrNotInitialized is returned while the cluster metadata is not yet
 	// readable on this node (joining, or bootstrap still in progress).
 	ErrNotInitialized = errors.New("node: cluster metadata not available yet")
+	// ErrCompacted is returned by History when the events after the asked
+	// revision are no longer retained by the local replica. Another replica
+	// may still hold them.
+	ErrCompacted = errors.New("node: history compacted")
 	// ErrBadMetaKey is returned by MetaGet and MetaSwap for a key
 	// outside the namespaces other packages may use. Nothing was applied.
 	ErrBadMetaKey = errors.New("node: meta key outside the exported namespaces")
@@ -64,6 +68,8 @@ func translate(err error, write bool) error {
 		errors.Is(err, dragonboat.ErrTimeoutTooSmall),
 		errors.Is(err, shard.ErrRecovering):
 		return fmt.Errorf("%w: %w", ErrNotReady, err)
+	case errors.Is(err, shard.ErrCompacted):
+		return fmt.Errorf("%w: %w", ErrCompacted, err)
 	case errors.Is(err, dragonboat.ErrPayloadTooBig):
 		return ErrTooLarge
 	case errors.Is(err, dragonboat.ErrClosed):

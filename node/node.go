@@ -78,6 +78,7 @@ func New(cfg Config) (*Node, error) {
 	scfg := shard.DefaultConfig()
 	scfg.Logger = lg
 	scfg.SnapshotBytesPerSecond = cfg.SnapshotBytesPerSecond
+	scfg.HistoryRevisions = cfg.WatchHistoryRevisions
 	store, err := shard.Open(filepath.Join(cfg.DataDir, "state"), scfg)
 	if err != nil {
 		return nil, fmt.Errorf("node: open state store: %w", err)

@@ -2,6 +2,7 @@ package peer
 
 import (
 	"context"
+	"time"
 
 	"github.com/cavedb/cave/node"
 	peerv1 "github.com/cavedb/cave/proto/cave/peer/v1"
@@ -104,6 +105,26 @@ func (c *Client) Stats(ctx context.Context, addr string, id ring.ShardID) (shard
 		return shard.Stats{}, fromStatus(err, false)
 	}
 	return shard.Stats{Keys: resp.Keys, Bytes: resp.Bytes, AppliedIndex: resp.AppliedIndex}, nil
+}
+
+// History reads shard id's change events after q.After from addr's
+// replica, which waits up to wait for a commit when there are none yet.
+func (c *Client) History(ctx context.Context, addr string, id ring.ShardID, q shard.HistoryQuery, wait time.Duration) (*shard.HistoryResult, error) {
+	dc, err := c.data(addr)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := dc.History(ctx, &peerv1.HistoryRequest{ShardId: uint64(id), After: q.After, Prefix: string(q.Prefix),
+		Limit: int32(q.Limit), KeysOnly: q.KeysOnly, WaitMs: uint32(wait / time.Millisecond)})
+	if err != nil {
+		return nil, fromStatus(err, false)
+	}
+	res := &shard.HistoryResult{Next: resp.Next, Floor: resp.Floor, Events: make([]shard.Event, len(resp.Events))}
+	for i, e := range resp.Events {
+		res.Events[i] = shard.Event{Revision: e.Revision, Kind: shard.OpKind(e.Kind), Key: []byte(e.Key), Value: e.Value,
+			CreateRevision: e.CreateRevision, PrevRevision: e.PrevRevision}
+	}
+	return res, nil
 }
 
 // StartReplica asks addr to start replica rid of shard id.

@@ -3,6 +3,7 @@ package peer
 import (
 	"context"
 	"errors"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -20,6 +21,7 @@ type Replicas interface {
 	Get(ctx context.Context, id ring.ShardID, key []byte, stale bool) (*shard.KeyValue, error)
 	List(ctx context.Context, id ring.ShardID, q shard.ListQuery, stale bool) (*shard.ListResult, error)
 	Stats(id ring.ShardID) (shard.Stats, error)
+	History(ctx context.Context, id ring.ShardID, q shard.HistoryQuery, wait time.Duration) (*shard.HistoryResult, error)
 }
 
 // Local is what the Control service asks of the local node; *node.Node
@@ -101,6 +103,25 @@ func (s *DataServer) Stats(_ context.Context, req *peerv1.StatsRequest) (*peerv1
 		return nil, toStatus(err)
 	}
 	return &peerv1.StatsResponse{Keys: st.Keys, Bytes: st.Bytes, AppliedIndex: st.AppliedIndex}, nil
+}
+
+// maxHistoryWait caps a History request's wait_ms.
+const maxHistoryWait = 30 * time.Second
+
+// History implements peerv1.DataServer.
+func (s *DataServer) History(ctx context.Context, req *peerv1.HistoryRequest) (*peerv1.HistoryResponse, error) {
+	q := shard.HistoryQuery{After: req.After, Prefix: []byte(req.Prefix), Limit: int(req.Limit), KeysOnly: req.KeysOnly}
+	wait := min(time.Duration(req.WaitMs)*time.Millisecond, maxHistoryWait)
+	res, err := s.rs.History(ctx, ring.ShardID(req.ShardId), q, wait)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	out := &peerv1.HistoryResponse{Next: res.Next, Floor: res.Floor, Events: make([]*peerv1.Event, len(res.Events))}
+	for i, e := range res.Events {
+		out.Events[i] = &peerv1.Event{Revision: e.Revision, Kind: uint32(e.Kind), Key: string(e.Key), Value: e.Value,
+			CreateRevision: e.CreateRevision, PrevRevision: e.PrevRevision}
+	}
+	return out, nil
 }
 
 // ControlServer is the server side of the Control service.

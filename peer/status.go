@@ -17,6 +17,7 @@ import (
 //	node.ErrClosed                            ABORTED              not applied; retry
 //	node.ErrTooLarge                          RESOURCE_EXHAUSTED   not applied
 //	node.ErrUnknownOutcome                    DEADLINE_EXCEEDED    maybe applied
+//	node.ErrCompacted                         OUT_OF_RANGE         history no longer held there
 //	anything else                             INTERNAL             (a write: maybe applied)
 
 // toStatus turns a node error into the status a Data call answers with.
@@ -32,6 +33,8 @@ func toStatus(err error) error {
 		return status.Error(codes.ResourceExhausted, err.Error())
 	case errors.Is(err, node.ErrUnknownOutcome):
 		return status.Error(codes.DeadlineExceeded, err.Error())
+	case errors.Is(err, node.ErrCompacted):
+		return status.Error(codes.OutOfRange, err.Error())
 	}
 	return status.Error(codes.Internal, err.Error())
 }
@@ -48,6 +51,8 @@ func fromStatus(err error, write bool) error {
 		return fmt.Errorf("%w: %w", node.ErrNotReady, err)
 	case codes.ResourceExhausted:
 		return fmt.Errorf("%w: %w", node.ErrTooLarge, err)
+	case codes.OutOfRange:
+		return fmt.Errorf("%w: %w", node.ErrCompacted, err)
 	}
 	if write {
 		return fmt.Errorf("%w: forwarded write: %w", node.ErrUnknownOutcome, err)

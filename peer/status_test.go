@@ -29,6 +29,7 @@ func TestStatusRoundTrip(t *testing.T) {
 		{"closed", node.ErrClosed, codes.Aborted, node.ErrNotReady, node.ErrNotReady},
 		{"too large", node.ErrTooLarge, codes.ResourceExhausted, node.ErrTooLarge, node.ErrTooLarge},
 		{"unknown outcome", node.ErrUnknownOutcome, codes.DeadlineExceeded, node.ErrNotReady, node.ErrUnknownOutcome},
+		{"compacted", fmt.Errorf("%w: below 7", node.ErrCompacted), codes.OutOfRange, node.ErrCompacted, node.ErrCompacted},
 		{"disk failure", errors.New("disk on fire"), codes.Internal, node.ErrNotReady, node.ErrUnknownOutcome},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -23,6 +23,13 @@ var (
 	ErrUnknownOutcome = errors.New("router: write outcome unknown")
 	// ErrTooLarge is returned when the write does not fit in a Raft entry.
 	ErrTooLarge = errors.New("router: request too large")
+	// ErrCompacted is returned by Watch when a shard no longer retains the
+	// events after the watch's position on any replica.
+	ErrCompacted = errors.New("router: watch history compacted")
+	// ErrSlowWatcher is returned by Watch when its output channel is full:
+	// the consumer fell behind. Nothing was lost; resume from the last
+	// position delivered.
+	ErrSlowWatcher = errors.New("router: watcher fell behind its buffer")
 	// ErrBadPageToken is returned by List for a page token it did not issue.
 	ErrBadPageToken = errors.New("router: malformed page token")
 )

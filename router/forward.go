@@ -3,6 +3,7 @@ package router
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/cavedb/cave/node"
 	"github.com/cavedb/cave/ring"
@@ -16,6 +17,7 @@ type Forwarder interface {
 	Propose(ctx context.Context, addr string, id ring.ShardID, cmd []byte) ([]shard.OpResult, error)
 	Get(ctx context.Context, addr string, id ring.ShardID, key []byte, stale bool) (*shard.KeyValue, error)
 	List(ctx context.Context, addr string, id ring.ShardID, q shard.ListQuery, stale bool) (*shard.ListResult, error)
+	History(ctx context.Context, addr string, id ring.ShardID, q shard.HistoryQuery, wait time.Duration) (*shard.HistoryResult, error)
 }
 
 // eachHost calls f for each host in order until f succeeds or fails with

@@ -12,10 +12,11 @@ const (
 	opPut
 	opDelete
 	opList
+	opWatch
 	numOps
 )
 
-var opNames = [numOps]string{"get", "put", "delete", "list"}
+var opNames = [numOps]string{"get", "put", "delete", "list", "watch"}
 
 func (o opKind) String() string { return opNames[o] }
 
@@ -32,7 +33,7 @@ type metrics struct {
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	forwards := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "cave_router_forwards_total",
-		Help: "Shard operations forwarded to another node because this node has no replica of the shard, by op (get, put, delete, list); a List counts once per forwarded shard.",
+		Help: "Shard operations forwarded to another node because this node has no replica of the shard, by op (get, put, delete, list, watch); a List counts once per forwarded shard, a watch once per forwarded history read.",
 	}, []string{"op"})
 	retries := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "cave_router_retries_total",

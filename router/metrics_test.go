@@ -38,6 +38,10 @@ func (b *flakyBackend) List(context.Context, ring.ShardID, shard.ListQuery, bool
 	return &shard.ListResult{Items: []shard.KeyValue{}}, nil
 }
 
+func (b *flakyBackend) History(context.Context, ring.ShardID, shard.HistoryQuery, time.Duration) (*shard.HistoryResult, error) {
+	return &shard.HistoryResult{Events: []shard.Event{}}, nil
+}
+
 func (b *flakyBackend) Propose(context.Context, ring.ShardID, []byte) ([]shard.OpResult, error) {
 	b.proposed++
 	if b.proposed <= b.notReady {

@@ -27,6 +27,7 @@ type Backend interface {
 	Propose(ctx context.Context, id ring.ShardID, cmd []byte) ([]shard.OpResult, error)
 	Get(ctx context.Context, id ring.ShardID, key []byte, stale bool) (*shard.KeyValue, error)
 	List(ctx context.Context, id ring.ShardID, q shard.ListQuery, stale bool) (*shard.ListResult, error)
+	History(ctx context.Context, id ring.ShardID, q shard.HistoryQuery, wait time.Duration) (*shard.HistoryResult, error)
 	ShardHosts(id ring.ShardID) []node.Host
 	LeaderHost(id ring.ShardID) (node.Host, bool)
 }

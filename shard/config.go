@@ -22,6 +22,11 @@ type Config struct {
 	// shard's snapshot stream: the bytes a new replica receives when a
 	// replica moves. Zero means no cap. Default 0.
 	SnapshotBytesPerSecond uint64
+	// HistoryRevisions is how many of its latest revisions (Raft entries) a
+	// shard keeps the change events of, for watches to resume from
+	// (--watch-history-revisions). The disk cost is about one copy of every
+	// key and value written in that span. Default 100,000; at least 16.
+	HistoryRevisions uint64
 	// Logger receives the store's and Pebble's log lines. Required: there is
 	// no default.
 	Logger *slog.Logger
@@ -44,8 +49,9 @@ type ExpertConfig struct {
 // must set.
 func DefaultConfig() Config {
 	return Config{
-		CacheBytes:    64 << 20,
-		MemTableBytes: 16 << 20,
+		CacheBytes:       64 << 20,
+		MemTableBytes:    16 << 20,
+		HistoryRevisions: 100_000,
 		Expert: ExpertConfig{
 			FS:                vfs.Default,
 			RecoverBatchBytes: 4 << 20,
@@ -62,6 +68,9 @@ func (c Config) Validate() error {
 	}
 	if c.MemTableBytes < 1<<20 || c.MemTableBytes >= 4<<30 {
 		errs = append(errs, fmt.Errorf("shard: MemTableBytes must be in [%d, %d), got %d", 1<<20, int64(4)<<30, c.MemTableBytes))
+	}
+	if c.HistoryRevisions < 16 {
+		errs = append(errs, fmt.Errorf("shard: --watch-history-revisions must be >= 16, got %d", c.HistoryRevisions))
 	}
 	if c.Logger == nil {
 		errs = append(errs, errors.New("shard: Logger must be set"))

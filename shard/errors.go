@@ -19,7 +19,7 @@ var (
 	ErrBadResult = errors.New("shard: bad result")
 
 	// ErrUnknownQuery is returned by StateMachine.Lookup when the query is not
-	// one of GetQuery, ListQuery or StatsQuery (or a pointer to one).
+	// one of GetQuery, ListQuery, HistoryQuery or StatsQuery (or a pointer to one).
 	ErrUnknownQuery = errors.New("shard: unknown query")
 
 	// ErrRecovering is returned by StateMachine.Lookup while the state machine
@@ -31,6 +31,12 @@ var (
 	// snapshot stream is truncated or malformed. The shard's data is then
 	// incomplete and its applied index is absent, so the next Open reports 0.
 	ErrBadSnapshot = errors.New("shard: bad snapshot")
+
+	// ErrCompacted is returned by StateMachine.Lookup for a HistoryQuery
+	// whose After is below the history's floor: the events after it are no
+	// longer retained on this replica (trimmed, or before the snapshot it
+	// loaded). Another replica may still hold them.
+	ErrCompacted = errors.New("shard: history compacted")
 
 	// ErrCorrupt is returned by Update, Lookup, Stats and Open when a stored
 	// record cannot be decoded: the disk, or a bug, has damaged the data.

@@ -13,9 +13,11 @@ import (
 //
 //	nsMeta | shard ID            → meta record (applied index, counters)
 //	nsData | shard ID | user key → data record (revisions, version, value)
+//	nsHistory | shard ID [| revision | seq] → history (history.go)
 const (
-	nsMeta byte = 0x01
-	nsData byte = 0x02
+	nsMeta    byte = 0x01
+	nsData    byte = 0x02
+	nsHistory byte = 0x03
 
 	shardPrefixLen = 1 + 8
 )

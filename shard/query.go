@@ -56,7 +56,7 @@ type ListResult struct {
 // StatsQuery asks Lookup for the shard's Stats. Lookup returns a Stats value.
 type StatsQuery struct{}
 
-// Lookup answers a GetQuery, ListQuery or StatsQuery, passed by value or by
+// Lookup answers a GetQuery, ListQuery, HistoryQuery or StatsQuery, passed by value or by
 // pointer, from the data committed by Update; see each query for its result.
 // It is a read and may run concurrently with every other method; it sees
 // whole Update batches only. It returns ErrUnknownQuery for any other query,
@@ -84,6 +84,10 @@ func (m *StateMachine) Lookup(query any) (any, error) {
 		res, err = m.list(&q)
 	case *ListQuery:
 		res, err = m.list(q)
+	case HistoryQuery:
+		res, err = m.history(&q)
+	case *HistoryQuery:
+		res, err = m.history(q)
 	case StatsQuery, *StatsQuery:
 		res, err = m.stats()
 	default:

@@ -114,7 +114,8 @@ func (m *StateMachine) saveSnapshot(st *snapshotState, w io.Writer, done <-chan 
 // SaveSnapshot, possibly on another node, and sets the applied index to the
 // stream's. It first deletes the shard's data and applied index, then writes
 // the stream in batches of about Config.Expert.RecoverBatchBytes, the applied
-// index last, without waiting for fsync. Lookup fails with ErrRecovering
+// index last, and starts the shard's history afresh at the stream's index
+// (snapshots carry no history), without waiting for fsync. Lookup fails with ErrRecovering
 // meanwhile. If it stops or fails after its first batch, the shard is left
 // without an applied index, so the next Open reports 0 and deletes the
 // partial data, and dragonboat loads the snapshot again; if it stops before,
@@ -143,8 +144,9 @@ func (m *StateMachine) RecoverFromSnapshot(r io.Reader, done <-chan struct{}) er
 		}
 		return fmt.Errorf("shard %d: recover snapshot: %w", m.id, err)
 	}
-	m.m = mt
+	m.m, m.hist = mt, histMeta{floor: mt.applied, last: mt.applied}
 	m.gen.Add(1)
+	m.store.notify(m.id)
 	m.lg.Info("snapshot loaded", "index", mt.applied, "keys", mt.keys, "bytes", mt.bytes)
 	return nil
 }
@@ -172,6 +174,10 @@ func (m *StateMachine) recoverSnapshot(r io.Reader, done <-chan struct{}) (_ met
 		return meta{}, changed, err
 	}
 	if err := b.Delete(m.metaKey, nil); err != nil {
+		return meta{}, changed, err
+	}
+	hl, hu := histBounds(m.id)
+	if err := b.DeleteRange(hl, hu, nil); err != nil {
 		return meta{}, changed, err
 	}
 	got := meta{applied: want.applied}
@@ -254,6 +260,11 @@ func (m *StateMachine) recoverSnapshot(r io.Reader, done <-chan struct{}) (_ met
 	}
 	enc := got.encode()
 	if err := b.Set(m.metaKey, enc[:], nil); err != nil {
+		return meta{}, changed, err
+	}
+	// The stream carries no history: this replica's starts at its index.
+	henc := histMeta{floor: got.applied, last: got.applied}.encode()
+	if err := b.Set(m.histKey, henc[:], nil); err != nil {
 		return meta{}, changed, err
 	}
 	if err := b.Commit(pebble.NoSync); err != nil {

@@ -33,18 +33,22 @@ type StateMachine struct {
 	replica ReplicaID
 	lg      *slog.Logger
 	metaKey []byte
+	histKey []byte // the history meta record's key
 	// lower and upper bound the shard's data range; lower is also the prefix
 	// of every data key.
 	lower, upper []byte
 
 	// Owned by the goroutine that calls Update, Sync, PrepareSnapshot,
 	// RecoverFromSnapshot and Close (they never overlap).
-	m       meta // applied index and counters as of the last commit
+	m       meta     // applied index and counters as of the last commit
+	hist    histMeta // history bounds as of the last commit
+	histSeq uint32   // the next event's sequence within its entry
 	ops     []Op
 	results []OpResult // all results of an Update
 	spans   []span     // each entry's part of results
 	keyBuf  []byte
 	valBuf  []byte
+	evBuf   []byte
 	// pending maps, during Update, every key written by the batch being
 	// built to its state in pendingKeys: Pebble cannot see the batch until
 	// it commits.
@@ -97,6 +101,9 @@ func (m *StateMachine) Open(stopc <-chan struct{}) (uint64, error) {
 	if err == nil && !found {
 		err = m.clearStrays()
 	}
+	if err == nil {
+		err = m.openHistory(mt.applied)
+	}
 	if err != nil {
 		s.openMu.Lock()
 		if s.open[m.id] == m {
@@ -130,8 +137,10 @@ func (m *StateMachine) clearStrays() error {
 }
 
 // Update applies entries in order and sets each entry's Result (see
-// DecodeResults). The effects of all of them and the new applied index are
-// committed in one Pebble batch, without waiting for fsync: after a crash
+// DecodeResults). The effects of all of them, their change events (the
+// history, history.go) and the new applied index are committed in one
+// Pebble batch, after which Store.Changed's channel for the shard is
+// closed, without waiting for fsync: after a crash
 // the shard comes back at an earlier index and dragonboat replays the rest.
 // A malformed entry yields ResultBadCommand and changes nothing. Update is
 // deterministic. It returns an error only when Pebble fails or a stored
@@ -161,6 +170,7 @@ func (m *StateMachine) Update(entries []sm.Entry) ([]sm.Entry, error) {
 			return nil, fmt.Errorf("shard %d: apply index %d: not above applied index %d", m.id, e.Index, c.applied)
 		}
 		c.applied = e.Index
+		m.histSeq = 0
 		ops, err := DecodeCommand(m.ops[:0], e.Cmd)
 		m.ops = ops[:0]
 		if err != nil {
@@ -182,11 +192,16 @@ func (m *StateMachine) Update(entries []sm.Entry) ([]sm.Entry, error) {
 	if err := b.Set(m.metaKey, enc[:], nil); err != nil {
 		return nil, fmt.Errorf("shard %d: apply index %d: %w", m.id, c.applied, err)
 	}
+	h, err := m.commitHistory(b, c.applied)
+	if err != nil {
+		return nil, fmt.Errorf("shard %d: apply index %d: %w", m.id, c.applied, err)
+	}
 	if err := b.Commit(pebble.NoSync); err != nil {
 		return nil, fmt.Errorf("shard %d: commit index %d: %w", m.id, c.applied, err)
 	}
-	m.m = c
-	m.valBuf = trimBuf(m.valBuf)
+	m.m, m.hist = c, h
+	m.store.notify(m.id)
+	m.valBuf, m.evBuf = trimBuf(m.valBuf), trimBuf(m.evBuf)
 	setResults(entries, rs, spans)
 	m.results, m.spans = rs[:0], spans[:0]
 	if cap(m.results) > 4096 {
@@ -266,6 +281,9 @@ func (m *StateMachine) apply(b *pebble.Batch, op *Op, rev int64, c *meta) (OpRes
 		if err := b.Set(key, m.valBuf, nil); err != nil {
 			return OpResult{}, err
 		}
+		if err := m.recordEvent(b, rev, OpPut, op.Key, next.create, cur.mod, op.Value); err != nil {
+			return OpResult{}, err
+		}
 		m.setPending(op.Key, slot, pendingKey{cur: next, found: true})
 		return OpResult{Code: ResultOK, Revision: rev}, nil
 	case OpDelete:
@@ -273,6 +291,9 @@ func (m *StateMachine) apply(b *pebble.Batch, op *Op, rev int64, c *meta) (OpRes
 			return OpResult{Code: ResultNotFound}, nil
 		}
 		if err := b.Delete(key, nil); err != nil {
+			return OpResult{}, err
+		}
+		if err := m.recordEvent(b, rev, OpDelete, op.Key, cur.create, cur.mod, nil); err != nil {
 			return OpResult{}, err
 		}
 		c.keys--

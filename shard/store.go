@@ -28,6 +28,12 @@ type Store struct {
 	recoverBatchBytes int
 	// snapshotBytesPerSecond caps SaveSnapshot's stream; 0: no cap.
 	snapshotBytesPerSecond uint64
+	historyRevisions       uint64
+
+	// changedMu guards changed, the channel of each shard that its next
+	// commit closes (Changed). Taken alone.
+	changedMu sync.Mutex
+	changed   map[ring.ShardID]chan struct{}
 
 	// mu guards closed and every use of db: an operation holds mu.RLock while
 	// it uses db, and Close takes mu.Lock, so db is never used once closed.
@@ -86,8 +92,10 @@ func Open(dir string, cfg Config) (*Store, error) {
 		lg:                     cfg.Logger,
 		recoverBatchBytes:      cfg.Expert.RecoverBatchBytes,
 		snapshotBytesPerSecond: cfg.SnapshotBytesPerSecond,
+		historyRevisions:       cfg.HistoryRevisions,
 		db:                     db,
 		open:                   make(map[ring.ShardID]*StateMachine),
+		changed:                make(map[ring.ShardID]chan struct{}),
 	}, nil
 }
 
@@ -143,20 +151,22 @@ func (s *Store) StateMachineFactory() func(shardID, replicaID uint64) sm.IOnDisk
 func (s *Store) NewStateMachine(id ring.ShardID, rid ReplicaID) *StateMachine {
 	lower, upper := dataBounds(id)
 	mk := shardPrefix(nsMeta, id)
+	hk := shardPrefix(nsHistory, id)
 	return &StateMachine{
 		store:   s,
 		id:      id,
 		replica: rid,
 		lg:      s.lg.With("shard_id", uint64(id), "replica_id", uint64(rid)),
 		metaKey: mk[:],
+		histKey: hk[:],
 		lower:   lower,
 		upper:   upper,
 		snaps:   make(map[*pebble.Snapshot]struct{}),
 	}
 }
 
-// RemoveShardData deletes every key of shard id, its data and its applied
-// index, and syncs the deletion to disk. Call it after dragonboat's
+// RemoveShardData deletes every key of shard id, its data, its history and
+// its applied index, and syncs the deletion to disk. Call it after dragonboat's
 // RemoveData and before a replica of the shard is added to this node again;
 // otherwise the new replica would start from the old data. It returns
 // ErrShardOpen, having changed nothing, if a StateMachine of the shard is
@@ -181,14 +191,18 @@ func (s *Store) RemoveShardData(id ring.ShardID) error {
 	return nil
 }
 
-// deleteShard deletes shard id's data and meta record in one batch. The
-// caller holds a read hold on the database.
+// deleteShard deletes shard id's data, history and meta record in one
+// batch. The caller holds a read hold on the database.
 func (s *Store) deleteShard(id ring.ShardID, opts *pebble.WriteOptions) error {
 	lower, upper := dataBounds(id)
+	hl, hu := histBounds(id)
 	mk := shardPrefix(nsMeta, id)
 	b := s.db.NewBatch()
 	defer b.Close()
 	if err := b.DeleteRange(lower, upper, nil); err != nil {
+		return err
+	}
+	if err := b.DeleteRange(hl, hu, nil); err != nil {
 		return err
 	}
 	if err := b.Delete(mk[:], nil); err != nil {

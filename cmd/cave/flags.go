@@ -36,9 +36,12 @@ type settings struct {
 	// throttle replica moves (--rebalance-*, --snapshot-bytes-per-sec).
 	RebalanceMaxMoves, RebalanceMovesPerNode int
 	SnapshotBytesPerSec                      int64
-	LogLevel                                 string
-	LogFormat                                string
-	Insecure                                 bool
+	// WatchHistoryRevisions, WatchMax and WatchMaxPerConnection bound
+	// watches (--watch-*).
+	WatchHistoryRevisions, WatchMax, WatchMaxPerConnection int
+	LogLevel                                               string
+	LogFormat                                              string
+	Insecure                                               bool
 	// TLSCA, TLSCert and TLSKey are the node's PEM files (--tls-*); all
 	// three are set in prod mode unless Insecure, and none otherwise.
 	TLSCA, TLSCert, TLSKey string
@@ -86,6 +89,9 @@ func serverFlags() []cli.Flag {
 		num("rebalance-max-moves", 64, "most replica and leader moves the rebalancer starts at once, cluster-wide"),
 		num("rebalance-moves-per-node", 4, "most moves in flight that touch one node, as source or destination"),
 		altsrc.NewInt64Flag(&cli.Int64Flag{Name: "snapshot-bytes-per-sec", Value: 128 << 20, Usage: "cap on the rate a node streams a shard snapshot to a new replica, in bytes per second (0: no cap)", EnvVars: env("snapshot-bytes-per-sec")}),
+		num("watch-history-revisions", 100000, "how many of its latest revisions each shard keeps change events of, for watches to resume from"),
+		num("watch-max", 10000, "most watches this node serves at once"),
+		num("watch-max-per-connection", 64, "most watches one client connection may hold open"),
 		str("log-level", "info", "debug, info, warn or error"),
 		str("log-format", "text", "text or json"),
 		flag("insecure", "run a prod node without TLS and access control on any port (prod needs either this or --tls-ca, --tls-cert and --tls-key)"),
@@ -117,6 +123,9 @@ func parseSettings(c *cli.Context) (settings, error) {
 		RebalanceMaxMoves:     c.Int("rebalance-max-moves"),
 		RebalanceMovesPerNode: c.Int("rebalance-moves-per-node"),
 		SnapshotBytesPerSec:   c.Int64("snapshot-bytes-per-sec"),
+		WatchHistoryRevisions: c.Int("watch-history-revisions"),
+		WatchMax:              c.Int("watch-max"),
+		WatchMaxPerConnection: c.Int("watch-max-per-connection"),
 		LogLevel:              c.String("log-level"),
 		LogFormat:             c.String("log-format"),
 		Insecure:              c.Bool("insecure"),

@@ -144,8 +144,13 @@ func run(c *cli.Context) error {
 		return fmt.Errorf("--snapshot-bytes-per-sec must be >= 0, got %d", s.SnapshotBytesPerSec)
 	}
 	nc.SnapshotBytesPerSecond = uint64(s.SnapshotBytesPerSec)
+	if s.WatchHistoryRevisions < 16 {
+		return fmt.Errorf("--watch-history-revisions must be >= 16, got %d", s.WatchHistoryRevisions)
+	}
+	nc.WatchHistoryRevisions = uint64(s.WatchHistoryRevisions)
 	gc := &cfg.Gateway
 	gc.MaxValueBytes = s.MaxValueBytes
+	gc.Watch.MaxWatchers, gc.Watch.MaxPerConnection = s.WatchMax, s.WatchMaxPerConnection
 	gc.Logs = logs
 	dataDir, err := filepath.Abs(s.DataDir)
 	if err != nil {

@@ -64,6 +64,8 @@ type settings struct {
 	acl               bool
 	audit             io.Writer
 	tls               bool
+	watch             gateway.WatchConfig
+	watchHistory      uint64
 	// pickAddrs chooses a new member's Raft and gossip addresses; nil means
 	// freeAddrs. Tests of the port retry set it.
 	pickAddrs func(taken map[string]bool) (raft, gossip string, err error)
@@ -79,6 +81,8 @@ func defaultSettings() settings {
 		maxValueBytes:     gw.MaxValueBytes,
 		logLevel:          slog.LevelInfo,
 		timeout:           60 * time.Second,
+		watch:             gw.Watch,
+		watchHistory:      nd.WatchHistoryRevisions,
 	}
 }
 
@@ -137,6 +141,14 @@ func WithACL() Option { return func(s *settings) { s.acl = true } }
 // WithAuditLog makes every node write its audit log (--audit-log) to w,
 // which must be safe for concurrent use. Default: no audit log.
 func WithAuditLog(w io.Writer) Option { return func(s *settings) { s.audit = w } }
+
+// WithWatch sets the gateways' watch limits and pacing. Default:
+// gateway.DefaultWatchConfig.
+func WithWatch(w gateway.WatchConfig) Option { return func(s *settings) { s.watch = w } }
+
+// WithWatchHistory sets how many revisions of change events each shard
+// keeps (--watch-history-revisions). Default: node.DefaultConfig's.
+func WithWatchHistory(n uint64) Option { return func(s *settings) { s.watchHistory = n } }
 
 // WithTimeout sets how long NewCluster, AddNode, Restart and the Wait
 // helpers wait before failing the test. Default 60s.
@@ -571,6 +583,7 @@ func (c *Cluster) start(m *member, httpLn, grpcLn net.Listener) error {
 	nc.HTTPAddr = m.httpAddr
 	nc.GRPCAddr = m.grpcAddr
 	nc.Bootstrap = m.bootstrap
+	nc.WatchHistoryRevisions = c.set.watchHistory
 	nc.Join = join
 	nc.Shards = c.set.shards
 	nc.Replicas = c.set.replicas
@@ -585,6 +598,7 @@ func (c *Cluster) start(m *member, httpLn, grpcLn net.Listener) error {
 	}
 	gc := &cfg.Gateway
 	gc.MaxValueBytes = c.set.maxValueBytes
+	gc.Watch = c.set.watch
 	gc.Logs = logs
 	gc.System = gateway.SystemInfo{Version: "test", Commit: "test", BuildDate: "test", Mode: "test", Insecure: tlsSrc == nil, DataDir: m.dir}
 	if c.set.kek != nil {

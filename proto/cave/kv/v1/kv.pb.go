@@ -121,6 +121,59 @@ func (Consistency) EnumDescriptor() ([]byte, []int) {
 	return file_cave_kv_v1_kv_proto_rawDescGZIP(), []int{0}
 }
 
+// EventType is the kind of change.
+type EventType int32
+
+const (
+	// EVENT_TYPE_UNSPECIFIED is never sent.
+	EventType_EVENT_TYPE_UNSPECIFIED EventType = 0
+	// EVENT_TYPE_PUT is a write of the key.
+	EventType_EVENT_TYPE_PUT EventType = 1
+	// EVENT_TYPE_DELETE is a deletion of the key.
+	EventType_EVENT_TYPE_DELETE EventType = 2
+)
+
+// Enum value maps for EventType.
+var (
+	EventType_name = map[int32]string{
+		0: "EVENT_TYPE_UNSPECIFIED",
+		1: "EVENT_TYPE_PUT",
+		2: "EVENT_TYPE_DELETE",
+	}
+	EventType_value = map[string]int32{
+		"EVENT_TYPE_UNSPECIFIED": 0,
+		"EVENT_TYPE_PUT":         1,
+		"EVENT_TYPE_DELETE":      2,
+	}
+)
+
+func (x EventType) Enum() *EventType {
+	p := new(EventType)
+	*p = x
+	return p
+}
+
+func (x EventType) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (EventType) Descriptor() protoreflect.EnumDescriptor {
+	return file_cave_kv_v1_kv_proto_enumTypes[1].Descriptor()
+}
+
+func (EventType) Type() protoreflect.EnumType {
+	return &file_cave_kv_v1_kv_proto_enumTypes[1]
+}
+
+func (x EventType) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use EventType.Descriptor instead.
+func (EventType) EnumDescriptor() ([]byte, []int) {
+	return file_cave_kv_v1_kv_proto_rawDescGZIP(), []int{1}
+}
+
 // GetRequest names the key to read.
 type GetRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -731,6 +784,251 @@ func (x *ListItem) GetSize() int64 {
 	return 0
 }
 
+// WatchRequest starts a watch on a key or a prefix.
+type WatchRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// key watches exactly this key. Set key or prefix, not both.
+	Key string `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	// prefix watches every key that starts with it; empty (with no key)
+	// watches every key the caller may read. No ".." segment, at most 1024
+	// bytes.
+	Prefix string `protobuf:"bytes,2,opt,name=prefix,proto3" json:"prefix,omitempty"`
+	// resume_token is the resume_token of the last response seen; empty to
+	// start from now. It is opaque.
+	ResumeToken string `protobuf:"bytes,3,opt,name=resume_token,json=resumeToken,proto3" json:"resume_token,omitempty"`
+	// keys_only leaves the values out of the events.
+	KeysOnly bool `protobuf:"varint,4,opt,name=keys_only,json=keysOnly,proto3" json:"keys_only,omitempty"`
+	// secret delivers the plaintext of values written with secret=true;
+	// without it they come as their encrypted envelopes.
+	Secret        bool `protobuf:"varint,5,opt,name=secret,proto3" json:"secret,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchRequest) Reset() {
+	*x = WatchRequest{}
+	mi := &file_cave_kv_v1_kv_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchRequest) ProtoMessage() {}
+
+func (x *WatchRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cave_kv_v1_kv_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchRequest.ProtoReflect.Descriptor instead.
+func (*WatchRequest) Descriptor() ([]byte, []int) {
+	return file_cave_kv_v1_kv_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *WatchRequest) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *WatchRequest) GetPrefix() string {
+	if x != nil {
+		return x.Prefix
+	}
+	return ""
+}
+
+func (x *WatchRequest) GetResumeToken() string {
+	if x != nil {
+		return x.ResumeToken
+	}
+	return ""
+}
+
+func (x *WatchRequest) GetKeysOnly() bool {
+	if x != nil {
+		return x.KeysOnly
+	}
+	return false
+}
+
+func (x *WatchRequest) GetSecret() bool {
+	if x != nil {
+		return x.Secret
+	}
+	return false
+}
+
+// WatchResponse is a batch of events, or a progress notification.
+type WatchResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// events are the changes of this batch; in revision order per key.
+	Events []*Event `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
+	// resume_token resumes the watch after this response.
+	ResumeToken string `protobuf:"bytes,2,opt,name=resume_token,json=resumeToken,proto3" json:"resume_token,omitempty"`
+	// progress_notify marks a response sent only to move the token on.
+	ProgressNotify bool `protobuf:"varint,3,opt,name=progress_notify,json=progressNotify,proto3" json:"progress_notify,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *WatchResponse) Reset() {
+	*x = WatchResponse{}
+	mi := &file_cave_kv_v1_kv_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchResponse) ProtoMessage() {}
+
+func (x *WatchResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cave_kv_v1_kv_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchResponse.ProtoReflect.Descriptor instead.
+func (*WatchResponse) Descriptor() ([]byte, []int) {
+	return file_cave_kv_v1_kv_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *WatchResponse) GetEvents() []*Event {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
+func (x *WatchResponse) GetResumeToken() string {
+	if x != nil {
+		return x.ResumeToken
+	}
+	return ""
+}
+
+func (x *WatchResponse) GetProgressNotify() bool {
+	if x != nil {
+		return x.ProgressNotify
+	}
+	return false
+}
+
+// Event is one change of one key.
+type Event struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// type is put or delete.
+	Type EventType `protobuf:"varint,1,opt,name=type,proto3,enum=cave.kv.v1.EventType" json:"type,omitempty"`
+	// key is the full key.
+	Key string `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	// value is the value written by a put (an envelope for a secret unless
+	// the watch asked for secret=true); empty for a delete or with keys_only.
+	Value []byte `protobuf:"bytes,3,opt,name=value,proto3" json:"value,omitempty"`
+	// mod_revision is the revision of the change: the key's new mod_revision
+	// for a put, the deletion's revision for a delete.
+	ModRevision int64 `protobuf:"varint,4,opt,name=mod_revision,json=modRevision,proto3" json:"mod_revision,omitempty"`
+	// create_revision is the key's create_revision (for a delete, that of the
+	// key that was deleted).
+	CreateRevision int64 `protobuf:"varint,5,opt,name=create_revision,json=createRevision,proto3" json:"create_revision,omitempty"`
+	// prev_mod_revision is the key's mod_revision before the change; 0 when
+	// a put created the key.
+	PrevModRevision int64 `protobuf:"varint,6,opt,name=prev_mod_revision,json=prevModRevision,proto3" json:"prev_mod_revision,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *Event) Reset() {
+	*x = Event{}
+	mi := &file_cave_kv_v1_kv_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Event) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Event) ProtoMessage() {}
+
+func (x *Event) ProtoReflect() protoreflect.Message {
+	mi := &file_cave_kv_v1_kv_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Event.ProtoReflect.Descriptor instead.
+func (*Event) Descriptor() ([]byte, []int) {
+	return file_cave_kv_v1_kv_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *Event) GetType() EventType {
+	if x != nil {
+		return x.Type
+	}
+	return EventType_EVENT_TYPE_UNSPECIFIED
+}
+
+func (x *Event) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *Event) GetValue() []byte {
+	if x != nil {
+		return x.Value
+	}
+	return nil
+}
+
+func (x *Event) GetModRevision() int64 {
+	if x != nil {
+		return x.ModRevision
+	}
+	return 0
+}
+
+func (x *Event) GetCreateRevision() int64 {
+	if x != nil {
+		return x.CreateRevision
+	}
+	return 0
+}
+
+func (x *Event) GetPrevModRevision() int64 {
+	if x != nil {
+		return x.PrevModRevision
+	}
+	return 0
+}
+
 var File_cave_kv_v1_kv_proto protoreflect.FileDescriptor
 
 const file_cave_kv_v1_kv_proto_rawDesc = "" +
@@ -778,16 +1076,38 @@ const file_cave_kv_v1_kv_proto_rawDesc = "" +
 	"\bListItem\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12!\n" +
 	"\fmod_revision\x18\x02 \x01(\x03R\vmodRevision\x12\x12\n" +
-	"\x04size\x18\x03 \x01(\x03R\x04size*_\n" +
+	"\x04size\x18\x03 \x01(\x03R\x04size\"\x90\x01\n" +
+	"\fWatchRequest\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x16\n" +
+	"\x06prefix\x18\x02 \x01(\tR\x06prefix\x12!\n" +
+	"\fresume_token\x18\x03 \x01(\tR\vresumeToken\x12\x1b\n" +
+	"\tkeys_only\x18\x04 \x01(\bR\bkeysOnly\x12\x16\n" +
+	"\x06secret\x18\x05 \x01(\bR\x06secret\"\x86\x01\n" +
+	"\rWatchResponse\x12)\n" +
+	"\x06events\x18\x01 \x03(\v2\x11.cave.kv.v1.EventR\x06events\x12!\n" +
+	"\fresume_token\x18\x02 \x01(\tR\vresumeToken\x12'\n" +
+	"\x0fprogress_notify\x18\x03 \x01(\bR\x0eprogressNotify\"\xd2\x01\n" +
+	"\x05Event\x12)\n" +
+	"\x04type\x18\x01 \x01(\x0e2\x15.cave.kv.v1.EventTypeR\x04type\x12\x10\n" +
+	"\x03key\x18\x02 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x03 \x01(\fR\x05value\x12!\n" +
+	"\fmod_revision\x18\x04 \x01(\x03R\vmodRevision\x12'\n" +
+	"\x0fcreate_revision\x18\x05 \x01(\x03R\x0ecreateRevision\x12*\n" +
+	"\x11prev_mod_revision\x18\x06 \x01(\x03R\x0fprevModRevision*_\n" +
 	"\vConsistency\x12\x1b\n" +
 	"\x17CONSISTENCY_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18CONSISTENCY_LINEARIZABLE\x10\x01\x12\x15\n" +
-	"\x11CONSISTENCY_STALE\x10\x022\x82\x03\n" +
+	"\x11CONSISTENCY_STALE\x10\x02*R\n" +
+	"\tEventType\x12\x1a\n" +
+	"\x16EVENT_TYPE_UNSPECIFIED\x10\x00\x12\x12\n" +
+	"\x0eEVENT_TYPE_PUT\x10\x01\x12\x15\n" +
+	"\x11EVENT_TYPE_DELETE\x10\x022\xc2\x03\n" +
 	"\x02KV\x12S\n" +
 	"\x03Get\x12\x16.cave.kv.v1.GetRequest\x1a\x17.cave.kv.v1.GetResponse\"\x1b\x82\xd3\xe4\x93\x02\x15\x12\x13/api/v1/kv/{key=**}\x12x\n" +
 	"\x03Put\x12\x16.cave.kv.v1.PutRequest\x1a\x17.cave.kv.v1.PutResponse\"@\x82\xd3\xe4\x93\x02::\x05valueZ\x1c:\x05value\"\x13/api/v1/kv/{key=**}\x1a\x13/api/v1/kv/{key=**}\x12\\\n" +
 	"\x06Delete\x12\x19.cave.kv.v1.DeleteRequest\x1a\x1a.cave.kv.v1.DeleteResponse\"\x1b\x82\xd3\xe4\x93\x02\x15*\x13/api/v1/kv/{key=**}\x12O\n" +
-	"\x04List\x12\x17.cave.kv.v1.ListRequest\x1a\x18.cave.kv.v1.ListResponse\"\x14\x82\xd3\xe4\x93\x02\x0e\x12\f/api/v1/keysB.Z,github.com/cavedb/cave/proto/cave/kv/v1;kvv1b\x06proto3"
+	"\x04List\x12\x17.cave.kv.v1.ListRequest\x1a\x18.cave.kv.v1.ListResponse\"\x14\x82\xd3\xe4\x93\x02\x0e\x12\f/api/v1/keys\x12>\n" +
+	"\x05Watch\x12\x18.cave.kv.v1.WatchRequest\x1a\x19.cave.kv.v1.WatchResponse0\x01B.Z,github.com/cavedb/cave/proto/cave/kv/v1;kvv1b\x06proto3"
 
 var (
 	file_cave_kv_v1_kv_proto_rawDescOnce sync.Once
@@ -801,37 +1121,45 @@ func file_cave_kv_v1_kv_proto_rawDescGZIP() []byte {
 	return file_cave_kv_v1_kv_proto_rawDescData
 }
 
-var file_cave_kv_v1_kv_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_cave_kv_v1_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_cave_kv_v1_kv_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_cave_kv_v1_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_cave_kv_v1_kv_proto_goTypes = []any{
 	(Consistency)(0),       // 0: cave.kv.v1.Consistency
-	(*GetRequest)(nil),     // 1: cave.kv.v1.GetRequest
-	(*GetResponse)(nil),    // 2: cave.kv.v1.GetResponse
-	(*PutRequest)(nil),     // 3: cave.kv.v1.PutRequest
-	(*PutResponse)(nil),    // 4: cave.kv.v1.PutResponse
-	(*DeleteRequest)(nil),  // 5: cave.kv.v1.DeleteRequest
-	(*DeleteResponse)(nil), // 6: cave.kv.v1.DeleteResponse
-	(*ListRequest)(nil),    // 7: cave.kv.v1.ListRequest
-	(*ListResponse)(nil),   // 8: cave.kv.v1.ListResponse
-	(*ListItem)(nil),       // 9: cave.kv.v1.ListItem
+	(EventType)(0),         // 1: cave.kv.v1.EventType
+	(*GetRequest)(nil),     // 2: cave.kv.v1.GetRequest
+	(*GetResponse)(nil),    // 3: cave.kv.v1.GetResponse
+	(*PutRequest)(nil),     // 4: cave.kv.v1.PutRequest
+	(*PutResponse)(nil),    // 5: cave.kv.v1.PutResponse
+	(*DeleteRequest)(nil),  // 6: cave.kv.v1.DeleteRequest
+	(*DeleteResponse)(nil), // 7: cave.kv.v1.DeleteResponse
+	(*ListRequest)(nil),    // 8: cave.kv.v1.ListRequest
+	(*ListResponse)(nil),   // 9: cave.kv.v1.ListResponse
+	(*ListItem)(nil),       // 10: cave.kv.v1.ListItem
+	(*WatchRequest)(nil),   // 11: cave.kv.v1.WatchRequest
+	(*WatchResponse)(nil),  // 12: cave.kv.v1.WatchResponse
+	(*Event)(nil),          // 13: cave.kv.v1.Event
 }
 var file_cave_kv_v1_kv_proto_depIdxs = []int32{
-	0, // 0: cave.kv.v1.GetRequest.consistency:type_name -> cave.kv.v1.Consistency
-	0, // 1: cave.kv.v1.ListRequest.consistency:type_name -> cave.kv.v1.Consistency
-	9, // 2: cave.kv.v1.ListResponse.items:type_name -> cave.kv.v1.ListItem
-	1, // 3: cave.kv.v1.KV.Get:input_type -> cave.kv.v1.GetRequest
-	3, // 4: cave.kv.v1.KV.Put:input_type -> cave.kv.v1.PutRequest
-	5, // 5: cave.kv.v1.KV.Delete:input_type -> cave.kv.v1.DeleteRequest
-	7, // 6: cave.kv.v1.KV.List:input_type -> cave.kv.v1.ListRequest
-	2, // 7: cave.kv.v1.KV.Get:output_type -> cave.kv.v1.GetResponse
-	4, // 8: cave.kv.v1.KV.Put:output_type -> cave.kv.v1.PutResponse
-	6, // 9: cave.kv.v1.KV.Delete:output_type -> cave.kv.v1.DeleteResponse
-	8, // 10: cave.kv.v1.KV.List:output_type -> cave.kv.v1.ListResponse
-	7, // [7:11] is the sub-list for method output_type
-	3, // [3:7] is the sub-list for method input_type
-	3, // [3:3] is the sub-list for extension type_name
-	3, // [3:3] is the sub-list for extension extendee
-	0, // [0:3] is the sub-list for field type_name
+	0,  // 0: cave.kv.v1.GetRequest.consistency:type_name -> cave.kv.v1.Consistency
+	0,  // 1: cave.kv.v1.ListRequest.consistency:type_name -> cave.kv.v1.Consistency
+	10, // 2: cave.kv.v1.ListResponse.items:type_name -> cave.kv.v1.ListItem
+	13, // 3: cave.kv.v1.WatchResponse.events:type_name -> cave.kv.v1.Event
+	1,  // 4: cave.kv.v1.Event.type:type_name -> cave.kv.v1.EventType
+	2,  // 5: cave.kv.v1.KV.Get:input_type -> cave.kv.v1.GetRequest
+	4,  // 6: cave.kv.v1.KV.Put:input_type -> cave.kv.v1.PutRequest
+	6,  // 7: cave.kv.v1.KV.Delete:input_type -> cave.kv.v1.DeleteRequest
+	8,  // 8: cave.kv.v1.KV.List:input_type -> cave.kv.v1.ListRequest
+	11, // 9: cave.kv.v1.KV.Watch:input_type -> cave.kv.v1.WatchRequest
+	3,  // 10: cave.kv.v1.KV.Get:output_type -> cave.kv.v1.GetResponse
+	5,  // 11: cave.kv.v1.KV.Put:output_type -> cave.kv.v1.PutResponse
+	7,  // 12: cave.kv.v1.KV.Delete:output_type -> cave.kv.v1.DeleteResponse
+	9,  // 13: cave.kv.v1.KV.List:output_type -> cave.kv.v1.ListResponse
+	12, // 14: cave.kv.v1.KV.Watch:output_type -> cave.kv.v1.WatchResponse
+	10, // [10:15] is the sub-list for method output_type
+	5,  // [5:10] is the sub-list for method input_type
+	5,  // [5:5] is the sub-list for extension type_name
+	5,  // [5:5] is the sub-list for extension extendee
+	0,  // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_cave_kv_v1_kv_proto_init() }
@@ -846,8 +1174,8 @@ func file_cave_kv_v1_kv_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cave_kv_v1_kv_proto_rawDesc), len(file_cave_kv_v1_kv_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   9,
+			NumEnums:      2,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -66,6 +66,7 @@ const (
 	KV_Put_FullMethodName    = "/cave.kv.v1.KV/Put"
 	KV_Delete_FullMethodName = "/cave.kv.v1.KV/Delete"
 	KV_List_FullMethodName   = "/cave.kv.v1.KV/List"
+	KV_Watch_FullMethodName  = "/cave.kv.v1.KV/Watch"
 )
 
 // KVClient is the client API for KV service.
@@ -119,6 +120,31 @@ type KVClient interface {
 	//
 	// REST: GET /api/v1/keys?prefix=&limit=&page_token=&consistency=.
 	List(ctx context.Context, in *ListRequest, opts ...grpc.CallOption) (*ListResponse, error)
+	// Watch streams the changes (puts and deletes) of one key or of the keys
+	// under a prefix, from every shard. Each key's events arrive in revision
+	// order, each exactly once; events of keys on different shards carry no
+	// order among them. Every response carries a resume_token: a new Watch
+	// with it, on any node, delivers exactly the events after that response.
+	// Without a token the watch starts from now. When no event comes for a
+	// few seconds, a response with progress_notify and a fresh token (no
+	// events) is sent, so an idle watcher's token keeps up.
+	//
+	// Errors: InvalidArgument for a bad key or prefix, or a resume_token that
+	// is malformed or from another cluster; OutOfRange ("resume token
+	// compacted: re-read and watch from now") when the token is older than the
+	// history the shards retain (--watch-history-revisions);
+	// PermissionDenied when the caller may not read the prefix (before any
+	// response); ResourceExhausted for too many watchers on the connection or
+	// node (--watch-max-per-connection, --watch-max), or for a watcher that
+	// fell behind its buffer and was cut: it resumes with its last token;
+	// Unavailable while a shard cannot serve.
+	//
+	// REST: GET /api/v1/watch?key=&prefix=&resume_token=&keys_only=&secret=
+	// answers a stream of JSON lines, one WatchResponse per line, flushed as
+	// events happen (curl -N). An error before the stream starts is the usual
+	// error body (410 for OutOfRange); one during it is a last line
+	// {"error": {...}}.
+	Watch(ctx context.Context, in *WatchRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchResponse], error)
 }
 
 type kVClient struct {
@@ -168,6 +194,25 @@ func (c *kVClient) List(ctx context.Context, in *ListRequest, opts ...grpc.CallO
 	}
 	return out, nil
 }
+
+func (c *kVClient) Watch(ctx context.Context, in *WatchRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &KV_ServiceDesc.Streams[0], KV_Watch_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WatchRequest, WatchResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type KV_WatchClient = grpc.ServerStreamingClient[WatchResponse]
 
 // KVServer is the server API for KV service.
 // All implementations must embed UnimplementedKVServer
@@ -220,6 +265,31 @@ type KVServer interface {
 	//
 	// REST: GET /api/v1/keys?prefix=&limit=&page_token=&consistency=.
 	List(context.Context, *ListRequest) (*ListResponse, error)
+	// Watch streams the changes (puts and deletes) of one key or of the keys
+	// under a prefix, from every shard. Each key's events arrive in revision
+	// order, each exactly once; events of keys on different shards carry no
+	// order among them. Every response carries a resume_token: a new Watch
+	// with it, on any node, delivers exactly the events after that response.
+	// Without a token the watch starts from now. When no event comes for a
+	// few seconds, a response with progress_notify and a fresh token (no
+	// events) is sent, so an idle watcher's token keeps up.
+	//
+	// Errors: InvalidArgument for a bad key or prefix, or a resume_token that
+	// is malformed or from another cluster; OutOfRange ("resume token
+	// compacted: re-read and watch from now") when the token is older than the
+	// history the shards retain (--watch-history-revisions);
+	// PermissionDenied when the caller may not read the prefix (before any
+	// response); ResourceExhausted for too many watchers on the connection or
+	// node (--watch-max-per-connection, --watch-max), or for a watcher that
+	// fell behind its buffer and was cut: it resumes with its last token;
+	// Unavailable while a shard cannot serve.
+	//
+	// REST: GET /api/v1/watch?key=&prefix=&resume_token=&keys_only=&secret=
+	// answers a stream of JSON lines, one WatchResponse per line, flushed as
+	// events happen (curl -N). An error before the stream starts is the usual
+	// error body (410 for OutOfRange); one during it is a last line
+	// {"error": {...}}.
+	Watch(*WatchRequest, grpc.ServerStreamingServer[WatchResponse]) error
 	mustEmbedUnimplementedKVServer()
 }
 
@@ -241,6 +311,9 @@ func (UnimplementedKVServer) Delete(context.Context, *DeleteRequest) (*DeleteRes
 }
 func (UnimplementedKVServer) List(context.Context, *ListRequest) (*ListResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method List not implemented")
+}
+func (UnimplementedKVServer) Watch(*WatchRequest, grpc.ServerStreamingServer[WatchResponse]) error {
+	return status.Error(codes.Unimplemented, "method Watch not implemented")
 }
 func (UnimplementedKVServer) mustEmbedUnimplementedKVServer() {}
 func (UnimplementedKVServer) testEmbeddedByValue()            {}
@@ -335,6 +408,17 @@ func _KV_List_Handler(srv interface{}, ctx context.Context, dec func(interface{}
 	return interceptor(ctx, in, info, handler)
 }
 
+func _KV_Watch_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(KVServer).Watch(m, &grpc.GenericServerStream[WatchRequest, WatchResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type KV_WatchServer = grpc.ServerStreamingServer[WatchResponse]
+
 // KV_ServiceDesc is the grpc.ServiceDesc for KV service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -359,6 +443,12 @@ var KV_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _KV_List_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "Watch",
+			Handler:       _KV_Watch_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "cave/kv/v1/kv.proto",
 }

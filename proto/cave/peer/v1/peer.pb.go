@@ -831,6 +831,254 @@ func (x *JoinInfoResponse) GetGossipKey() []byte {
 	return nil
 }
 
+// HistoryRequest reads change events of one shard (shard.HistoryQuery).
+type HistoryRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// shard_id is the Raft shard.
+	ShardId uint64 `protobuf:"varint,1,opt,name=shard_id,json=shardId,proto3" json:"shard_id,omitempty"`
+	// after is the last revision already seen; negative asks only for the
+	// replica's current position.
+	After int64 `protobuf:"varint,2,opt,name=after,proto3" json:"after,omitempty"`
+	// prefix selects the events of keys that start with it.
+	Prefix string `protobuf:"bytes,3,opt,name=prefix,proto3" json:"prefix,omitempty"`
+	// limit is the most events to return (0: the server's default).
+	Limit int32 `protobuf:"varint,4,opt,name=limit,proto3" json:"limit,omitempty"`
+	// keys_only leaves the values out.
+	KeysOnly bool `protobuf:"varint,5,opt,name=keys_only,json=keysOnly,proto3" json:"keys_only,omitempty"`
+	// wait_ms is how long to wait for a commit when nothing follows after.
+	WaitMs        uint32 `protobuf:"varint,6,opt,name=wait_ms,json=waitMs,proto3" json:"wait_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HistoryRequest) Reset() {
+	*x = HistoryRequest{}
+	mi := &file_cave_peer_v1_peer_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HistoryRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HistoryRequest) ProtoMessage() {}
+
+func (x *HistoryRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cave_peer_v1_peer_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HistoryRequest.ProtoReflect.Descriptor instead.
+func (*HistoryRequest) Descriptor() ([]byte, []int) {
+	return file_cave_peer_v1_peer_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *HistoryRequest) GetShardId() uint64 {
+	if x != nil {
+		return x.ShardId
+	}
+	return 0
+}
+
+func (x *HistoryRequest) GetAfter() int64 {
+	if x != nil {
+		return x.After
+	}
+	return 0
+}
+
+func (x *HistoryRequest) GetPrefix() string {
+	if x != nil {
+		return x.Prefix
+	}
+	return ""
+}
+
+func (x *HistoryRequest) GetLimit() int32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+func (x *HistoryRequest) GetKeysOnly() bool {
+	if x != nil {
+		return x.KeysOnly
+	}
+	return false
+}
+
+func (x *HistoryRequest) GetWaitMs() uint32 {
+	if x != nil {
+		return x.WaitMs
+	}
+	return 0
+}
+
+// HistoryResponse is a page of change events of one shard.
+type HistoryResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// events are in revision order.
+	Events []*Event `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
+	// next is the revision up to which the history was examined: the next
+	// request's after.
+	Next int64 `protobuf:"varint,2,opt,name=next,proto3" json:"next,omitempty"`
+	// floor is the revision below which the replica holds no events.
+	Floor         int64 `protobuf:"varint,3,opt,name=floor,proto3" json:"floor,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HistoryResponse) Reset() {
+	*x = HistoryResponse{}
+	mi := &file_cave_peer_v1_peer_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HistoryResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HistoryResponse) ProtoMessage() {}
+
+func (x *HistoryResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cave_peer_v1_peer_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HistoryResponse.ProtoReflect.Descriptor instead.
+func (*HistoryResponse) Descriptor() ([]byte, []int) {
+	return file_cave_peer_v1_peer_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *HistoryResponse) GetEvents() []*Event {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
+func (x *HistoryResponse) GetNext() int64 {
+	if x != nil {
+		return x.Next
+	}
+	return 0
+}
+
+func (x *HistoryResponse) GetFloor() int64 {
+	if x != nil {
+		return x.Floor
+	}
+	return 0
+}
+
+// Event is one change of a key (shard.Event).
+type Event struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// revision is the Raft index of the change.
+	Revision int64 `protobuf:"varint,1,opt,name=revision,proto3" json:"revision,omitempty"`
+	// kind is the shard.OpKind: 1 put, 2 delete.
+	Kind uint32 `protobuf:"varint,2,opt,name=kind,proto3" json:"kind,omitempty"`
+	// key is the user key.
+	Key string `protobuf:"bytes,3,opt,name=key,proto3" json:"key,omitempty"`
+	// value is the value written by a put.
+	Value []byte `protobuf:"bytes,4,opt,name=value,proto3" json:"value,omitempty"`
+	// create_revision is the key's create revision.
+	CreateRevision int64 `protobuf:"varint,5,opt,name=create_revision,json=createRevision,proto3" json:"create_revision,omitempty"`
+	// prev_revision is the key's mod revision before the change; 0 if none.
+	PrevRevision  int64 `protobuf:"varint,6,opt,name=prev_revision,json=prevRevision,proto3" json:"prev_revision,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Event) Reset() {
+	*x = Event{}
+	mi := &file_cave_peer_v1_peer_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Event) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Event) ProtoMessage() {}
+
+func (x *Event) ProtoReflect() protoreflect.Message {
+	mi := &file_cave_peer_v1_peer_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Event.ProtoReflect.Descriptor instead.
+func (*Event) Descriptor() ([]byte, []int) {
+	return file_cave_peer_v1_peer_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *Event) GetRevision() int64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
+func (x *Event) GetKind() uint32 {
+	if x != nil {
+		return x.Kind
+	}
+	return 0
+}
+
+func (x *Event) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *Event) GetValue() []byte {
+	if x != nil {
+		return x.Value
+	}
+	return nil
+}
+
+func (x *Event) GetCreateRevision() int64 {
+	if x != nil {
+		return x.CreateRevision
+	}
+	return 0
+}
+
+func (x *Event) GetPrevRevision() int64 {
+	if x != nil {
+		return x.PrevRevision
+	}
+	return 0
+}
+
 var File_cave_peer_v1_peer_proto protoreflect.FileDescriptor
 
 const file_cave_peer_v1_peer_proto_rawDesc = "" +
@@ -886,12 +1134,31 @@ const file_cave_peer_v1_peer_proto_rawDesc = "" +
 	"\vgossip_addr\x18\x01 \x01(\tR\n" +
 	"gossipAddr\x12\x1d\n" +
 	"\n" +
-	"gossip_key\x18\x02 \x01(\fR\tgossipKey2\x8b\x02\n" +
+	"gossip_key\x18\x02 \x01(\fR\tgossipKey\"\xa5\x01\n" +
+	"\x0eHistoryRequest\x12\x19\n" +
+	"\bshard_id\x18\x01 \x01(\x04R\ashardId\x12\x14\n" +
+	"\x05after\x18\x02 \x01(\x03R\x05after\x12\x16\n" +
+	"\x06prefix\x18\x03 \x01(\tR\x06prefix\x12\x14\n" +
+	"\x05limit\x18\x04 \x01(\x05R\x05limit\x12\x1b\n" +
+	"\tkeys_only\x18\x05 \x01(\bR\bkeysOnly\x12\x17\n" +
+	"\await_ms\x18\x06 \x01(\rR\x06waitMs\"h\n" +
+	"\x0fHistoryResponse\x12+\n" +
+	"\x06events\x18\x01 \x03(\v2\x13.cave.peer.v1.EventR\x06events\x12\x12\n" +
+	"\x04next\x18\x02 \x01(\x03R\x04next\x12\x14\n" +
+	"\x05floor\x18\x03 \x01(\x03R\x05floor\"\xad\x01\n" +
+	"\x05Event\x12\x1a\n" +
+	"\brevision\x18\x01 \x01(\x03R\brevision\x12\x12\n" +
+	"\x04kind\x18\x02 \x01(\rR\x04kind\x12\x10\n" +
+	"\x03key\x18\x03 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x04 \x01(\fR\x05value\x12'\n" +
+	"\x0fcreate_revision\x18\x05 \x01(\x03R\x0ecreateRevision\x12#\n" +
+	"\rprev_revision\x18\x06 \x01(\x03R\fprevRevision2\xd3\x02\n" +
 	"\x04Data\x12F\n" +
 	"\aPropose\x12\x1c.cave.peer.v1.ProposeRequest\x1a\x1d.cave.peer.v1.ProposeResponse\x12:\n" +
 	"\x03Get\x12\x18.cave.peer.v1.GetRequest\x1a\x19.cave.peer.v1.GetResponse\x12=\n" +
 	"\x04List\x12\x19.cave.peer.v1.ListRequest\x1a\x1a.cave.peer.v1.ListResponse\x12@\n" +
-	"\x05Stats\x12\x1a.cave.peer.v1.StatsRequest\x1a\x1b.cave.peer.v1.StatsResponse2\xab\x01\n" +
+	"\x05Stats\x12\x1a.cave.peer.v1.StatsRequest\x1a\x1b.cave.peer.v1.StatsResponse\x12F\n" +
+	"\aHistory\x12\x1c.cave.peer.v1.HistoryRequest\x1a\x1d.cave.peer.v1.HistoryResponse2\xab\x01\n" +
 	"\aControl\x12U\n" +
 	"\fStartReplica\x12!.cave.peer.v1.StartReplicaRequest\x1a\".cave.peer.v1.StartReplicaResponse\x12I\n" +
 	"\bJoinInfo\x12\x1d.cave.peer.v1.JoinInfoRequest\x1a\x1e.cave.peer.v1.JoinInfoResponseB2Z0github.com/cavedb/cave/proto/cave/peer/v1;peerv1b\x06proto3"
@@ -908,7 +1175,7 @@ func file_cave_peer_v1_peer_proto_rawDescGZIP() []byte {
 	return file_cave_peer_v1_peer_proto_rawDescData
 }
 
-var file_cave_peer_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_cave_peer_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_cave_peer_v1_peer_proto_goTypes = []any{
 	(*ProposeRequest)(nil),       // 0: cave.peer.v1.ProposeRequest
 	(*ProposeResponse)(nil),      // 1: cave.peer.v1.ProposeResponse
@@ -924,27 +1191,33 @@ var file_cave_peer_v1_peer_proto_goTypes = []any{
 	(*StatsResponse)(nil),        // 11: cave.peer.v1.StatsResponse
 	(*JoinInfoRequest)(nil),      // 12: cave.peer.v1.JoinInfoRequest
 	(*JoinInfoResponse)(nil),     // 13: cave.peer.v1.JoinInfoResponse
+	(*HistoryRequest)(nil),       // 14: cave.peer.v1.HistoryRequest
+	(*HistoryResponse)(nil),      // 15: cave.peer.v1.HistoryResponse
+	(*Event)(nil),                // 16: cave.peer.v1.Event
 }
 var file_cave_peer_v1_peer_proto_depIdxs = []int32{
 	2,  // 0: cave.peer.v1.ProposeResponse.results:type_name -> cave.peer.v1.OpResult
 	7,  // 1: cave.peer.v1.ListResponse.items:type_name -> cave.peer.v1.ListItem
-	0,  // 2: cave.peer.v1.Data.Propose:input_type -> cave.peer.v1.ProposeRequest
-	3,  // 3: cave.peer.v1.Data.Get:input_type -> cave.peer.v1.GetRequest
-	5,  // 4: cave.peer.v1.Data.List:input_type -> cave.peer.v1.ListRequest
-	10, // 5: cave.peer.v1.Data.Stats:input_type -> cave.peer.v1.StatsRequest
-	8,  // 6: cave.peer.v1.Control.StartReplica:input_type -> cave.peer.v1.StartReplicaRequest
-	12, // 7: cave.peer.v1.Control.JoinInfo:input_type -> cave.peer.v1.JoinInfoRequest
-	1,  // 8: cave.peer.v1.Data.Propose:output_type -> cave.peer.v1.ProposeResponse
-	4,  // 9: cave.peer.v1.Data.Get:output_type -> cave.peer.v1.GetResponse
-	6,  // 10: cave.peer.v1.Data.List:output_type -> cave.peer.v1.ListResponse
-	11, // 11: cave.peer.v1.Data.Stats:output_type -> cave.peer.v1.StatsResponse
-	9,  // 12: cave.peer.v1.Control.StartReplica:output_type -> cave.peer.v1.StartReplicaResponse
-	13, // 13: cave.peer.v1.Control.JoinInfo:output_type -> cave.peer.v1.JoinInfoResponse
-	8,  // [8:14] is the sub-list for method output_type
-	2,  // [2:8] is the sub-list for method input_type
-	2,  // [2:2] is the sub-list for extension type_name
-	2,  // [2:2] is the sub-list for extension extendee
-	0,  // [0:2] is the sub-list for field type_name
+	16, // 2: cave.peer.v1.HistoryResponse.events:type_name -> cave.peer.v1.Event
+	0,  // 3: cave.peer.v1.Data.Propose:input_type -> cave.peer.v1.ProposeRequest
+	3,  // 4: cave.peer.v1.Data.Get:input_type -> cave.peer.v1.GetRequest
+	5,  // 5: cave.peer.v1.Data.List:input_type -> cave.peer.v1.ListRequest
+	10, // 6: cave.peer.v1.Data.Stats:input_type -> cave.peer.v1.StatsRequest
+	14, // 7: cave.peer.v1.Data.History:input_type -> cave.peer.v1.HistoryRequest
+	8,  // 8: cave.peer.v1.Control.StartReplica:input_type -> cave.peer.v1.StartReplicaRequest
+	12, // 9: cave.peer.v1.Control.JoinInfo:input_type -> cave.peer.v1.JoinInfoRequest
+	1,  // 10: cave.peer.v1.Data.Propose:output_type -> cave.peer.v1.ProposeResponse
+	4,  // 11: cave.peer.v1.Data.Get:output_type -> cave.peer.v1.GetResponse
+	6,  // 12: cave.peer.v1.Data.List:output_type -> cave.peer.v1.ListResponse
+	11, // 13: cave.peer.v1.Data.Stats:output_type -> cave.peer.v1.StatsResponse
+	15, // 14: cave.peer.v1.Data.History:output_type -> cave.peer.v1.HistoryResponse
+	9,  // 15: cave.peer.v1.Control.StartReplica:output_type -> cave.peer.v1.StartReplicaResponse
+	13, // 16: cave.peer.v1.Control.JoinInfo:output_type -> cave.peer.v1.JoinInfoResponse
+	10, // [10:17] is the sub-list for method output_type
+	3,  // [3:10] is the sub-list for method input_type
+	3,  // [3:3] is the sub-list for extension type_name
+	3,  // [3:3] is the sub-list for extension extendee
+	0,  // [0:3] is the sub-list for field type_name
 }
 
 func init() { file_cave_peer_v1_peer_proto_init() }
@@ -958,7 +1231,7 @@ func file_cave_peer_v1_peer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cave_peer_v1_peer_proto_rawDesc), len(file_cave_peer_v1_peer_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   14,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -23,6 +23,7 @@ const (
 	Data_Get_FullMethodName     = "/cave.peer.v1.Data/Get"
 	Data_List_FullMethodName    = "/cave.peer.v1.Data/List"
 	Data_Stats_FullMethodName   = "/cave.peer.v1.Data/Stats"
+	Data_History_FullMethodName = "/cave.peer.v1.Data/History"
 )
 
 // DataClient is the client API for Data service.
@@ -49,6 +50,11 @@ type DataClient interface {
 	// Stats returns the size of the receiver's replica of the shard, read from
 	// local state without a Raft round.
 	Stats(ctx context.Context, in *StatsRequest, opts ...grpc.CallOption) (*StatsResponse, error)
+	// History reads the shard's change events after a revision from the
+	// receiver's replica, waiting up to wait_ms for a commit when there is
+	// none yet (a long poll). OUT_OF_RANGE means the replica no longer holds
+	// the events after the revision; another replica may.
+	History(ctx context.Context, in *HistoryRequest, opts ...grpc.CallOption) (*HistoryResponse, error)
 }
 
 type dataClient struct {
@@ -99,6 +105,16 @@ func (c *dataClient) Stats(ctx context.Context, in *StatsRequest, opts ...grpc.C
 	return out, nil
 }
 
+func (c *dataClient) History(ctx context.Context, in *HistoryRequest, opts ...grpc.CallOption) (*HistoryResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(HistoryResponse)
+	err := c.cc.Invoke(ctx, Data_History_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // DataServer is the server API for Data service.
 // All implementations must embed UnimplementedDataServer
 // for forward compatibility.
@@ -123,6 +139,11 @@ type DataServer interface {
 	// Stats returns the size of the receiver's replica of the shard, read from
 	// local state without a Raft round.
 	Stats(context.Context, *StatsRequest) (*StatsResponse, error)
+	// History reads the shard's change events after a revision from the
+	// receiver's replica, waiting up to wait_ms for a commit when there is
+	// none yet (a long poll). OUT_OF_RANGE means the replica no longer holds
+	// the events after the revision; another replica may.
+	History(context.Context, *HistoryRequest) (*HistoryResponse, error)
 	mustEmbedUnimplementedDataServer()
 }
 
@@ -144,6 +165,9 @@ func (UnimplementedDataServer) List(context.Context, *ListRequest) (*ListRespons
 }
 func (UnimplementedDataServer) Stats(context.Context, *StatsRequest) (*StatsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Stats not implemented")
+}
+func (UnimplementedDataServer) History(context.Context, *HistoryRequest) (*HistoryResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method History not implemented")
 }
 func (UnimplementedDataServer) mustEmbedUnimplementedDataServer() {}
 func (UnimplementedDataServer) testEmbeddedByValue()              {}
@@ -238,6 +262,24 @@ func _Data_Stats_Handler(srv interface{}, ctx context.Context, dec func(interfac
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Data_History_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(HistoryRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DataServer).History(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Data_History_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DataServer).History(ctx, req.(*HistoryRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Data_ServiceDesc is the grpc.ServiceDesc for Data service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -260,6 +302,10 @@ var Data_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Stats",
 			Handler:    _Data_Stats_Handler,
+		},
+		{
+			MethodName: "History",
+			Handler:    _Data_History_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
