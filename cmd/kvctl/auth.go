@@ -225,7 +225,7 @@ func grantArgs(c *cli.Context) (role, prefix, action string, err error) {
 		return "", "", "", err
 	}
 	if !aclaction.Action(a[2]).Valid() {
-		return "", "", "", fmt.Errorf("ACTION must be %s, %s or %s, got %q; usage: %s", aclaction.Read, aclaction.Write, aclaction.Admin, a[2], usage(c))
+		return "", "", "", usageError{fmt.Sprintf("ACTION must be %s, %s or %s, got %q; usage: %s", aclaction.Read, aclaction.Write, aclaction.Admin, a[2], usage(c))}
 	}
 	return a[0], a[1], a[2], nil
 }
@@ -286,7 +286,7 @@ func tokenIssue(ctx context.Context, c *cli.Context, cl *client) error {
 	if c.IsSet("ttl") {
 		ttl := c.Duration("ttl")
 		if ttl < time.Second || ttl%time.Second != 0 {
-			return fmt.Errorf("--ttl must be a whole number of seconds, at least 1s, got %s; usage: %s", ttl, usage(c))
+			return usageError{fmt.Sprintf("--ttl must be a whole number of seconds, at least 1s, got %s; usage: %s", ttl, usage(c))}
 		}
 		req.TtlSeconds = int64(ttl / time.Second)
 	}
