@@ -94,7 +94,7 @@ func toStatus(lg *slog.Logger, err error) error {
 		return status.Error(codes.ResourceExhausted, "the watcher fell behind its buffer and was cut: watch again with the last resume_token")
 	case errors.Is(err, router.ErrTooLarge):
 		return status.Error(codes.ResourceExhausted, "request too large")
-	case errors.Is(err, router.ErrUnknownOutcome):
+	case errors.Is(err, router.ErrUnknownOutcome), errors.Is(err, node.ErrUnknownOutcome):
 		return withReason(codes.DeadlineExceeded, ReasonOutcomeUnknown,
 			"the write was interrupted (leader change or timeout) and may or may not have been applied; read the key before retrying", nil)
 	case errors.Is(err, node.ErrBadRequest):
