@@ -757,7 +757,8 @@ func Eventually(t testing.TB, timeout time.Duration, what string, check func(ctx
 	}
 }
 
-// WaitStable waits until every shard has a leader on a running node, every
+// WaitStable waits until the rebalancer has no move in flight and none to
+// start (unless it is paused), every shard has a leader on a running node, every
 // data shard has min(running nodes, replicas) replicas on running nodes and
 // the meta shard one on every running node, each started there, every
 // running node is ready and knows every shard's running replicas, and no
@@ -814,6 +815,18 @@ func (c *Cluster) unstable(ctx context.Context) (string, []node.ShardStatus) {
 	ss, err := c.shards(ctx, run)
 	if err != nil {
 		return "reading shards: " + err.Error(), nil
+	}
+	// The rebalancer is done: no move in flight and none it would start.
+	// Otherwise leaders and replicas keep moving after the wait, and a test
+	// meets the brief unavailability of a leader transfer.
+	if st, err := run[0].node.Moves(ctx); err != nil {
+		problems = append(problems, fmt.Sprintf("%s: moves: %v", run[0].name, err))
+	} else if len(st.Moves) > 0 {
+		problems = append(problems, fmt.Sprintf("%d moves in flight", len(st.Moves)))
+	} else if plan, err := run[0].node.Plan(ctx); err != nil {
+		problems = append(problems, fmt.Sprintf("%s: plan: %v", run[0].name, err))
+	} else if len(plan) > 0 && !st.Paused {
+		problems = append(problems, fmt.Sprintf("%d moves planned, the first: %s", len(plan), plan[0]))
 	}
 	if len(ss) != c.set.shards+1 {
 		problems = append(problems, fmt.Sprintf("%d shards listed, want %d", len(ss), c.set.shards+1))
