@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"testing"
 
@@ -157,4 +159,67 @@ func TestKVJSONAppends(t *testing.T) {
 	b := appendPutJSON([]byte("x"), &kvv1.PutResponse{Key: "k", Revision: 3})
 	assert.Equal(t, `x{"key":"k","revision":"3"}`, string(b))
 	assert.Equal(t, fmt.Sprintf(`{"deleted":true,"revision":"%d"}`, 9), string(appendDeleteJSON(nil, &kvv1.DeleteResponse{Deleted: true, Revision: 9})))
+}
+
+// TestCondition checks how If-Match combines with prev_revision.
+func TestCondition(t *testing.T) {
+	t.Parallel()
+	five, zero := int64(5), int64(0)
+	cases := []struct {
+		name      string
+		ifMatch   []string
+		prev      *int64
+		want      *int64
+		mustExist bool
+		err       string
+	}{
+		{name: "none", want: nil},
+		{name: "prev only", prev: &five, want: &five},
+		{name: "tag", ifMatch: []string{`"5"`}, want: &five},
+		{name: "tag and same prev", ifMatch: []string{`"5"`}, prev: &five, want: &five},
+		{name: "tag zero", ifMatch: []string{`"0"`}, want: &zero},
+		{name: "tag and other prev", ifMatch: []string{`"5"`}, prev: &zero, err: `If-Match "5" and prev_revision=0 disagree`},
+		{name: "star", ifMatch: []string{"*"}, mustExist: true},
+		{name: "star and prev", ifMatch: []string{" * "}, prev: &five, want: &five},
+		{name: "star and prev 0", ifMatch: []string{"*"}, prev: &zero, err: "If-Match: * (the key must exist) contradicts prev_revision=0 (the key must not exist)"},
+		{name: "unquoted", ifMatch: []string{"5"}, err: `If-Match must be * or one entity tag "REV" as sent in ETag, got "5"`},
+		{name: "weak", ifMatch: []string{`W/"5"`}, err: `If-Match must be * or one entity tag "REV" as sent in ETag, got "W/\"5\""`},
+		{name: "list", ifMatch: []string{`"5", "6"`}, err: `If-Match must be * or one entity tag "REV" as sent in ETag, got "\"5\", \"6\""`},
+		{name: "two lines", ifMatch: []string{`"5"`, `"6"`}, err: `If-Match must be * or one entity tag "REV" as sent in ETag, got "\"5\",\"6\""`},
+		{name: "negative", ifMatch: []string{`"-1"`}, err: `If-Match must be * or one entity tag "REV" as sent in ETag, got "\"-1\""`},
+		{name: "leading zero", ifMatch: []string{`"05"`}, err: `If-Match must be * or one entity tag "REV" as sent in ETag, got "\"05\""`},
+		{name: "empty", ifMatch: []string{`""`}, err: `If-Match must be * or one entity tag "REV" as sent in ETag, got "\"\""`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			r := httptest.NewRequest(http.MethodPut, "/api/v1/kv/k", nil)
+			for _, v := range tc.ifMatch {
+				r.Header.Add("If-Match", v)
+			}
+			got, mustExist, err := condition(r, tc.prev)
+			if tc.err != "" {
+				require.EqualError(t, err, tc.err)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, got)
+			assert.Equal(t, tc.mustExist, mustExist)
+		})
+	}
+}
+
+// TestNoneMatchHits checks If-None-Match against the current revision.
+func TestNoneMatchHits(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		values []string
+		want   bool
+	}{
+		{[]string{`"7"`}, true}, {[]string{`W/"7"`}, true}, {[]string{"*"}, true},
+		{[]string{`"3", "7"`}, true}, {[]string{`"3"`, `"7"`}, true},
+		{[]string{`"3"`}, false}, {[]string{"7"}, false}, {[]string{`"70"`}, false}, {[]string{""}, false},
+	} {
+		assert.Equal(t, tc.want, noneMatchHits(tc.values, 7), "%q", tc.values)
+	}
 }
