@@ -89,8 +89,7 @@ func (h *kvHTTP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case http.MethodDelete:
 		h.serveDelete(w, r, key)
 	default:
-		w.Header().Set("Allow", kvAllow)
-		routingError(r.Context(), nil, nil, w, r, http.StatusMethodNotAllowed)
+		methodNotAllowed(w, r, kvAllow)
 	}
 }
 

@@ -19,14 +19,14 @@ func jsonMarshaler() runtime.JSONPb {
 // newRESTMux returns grpc-gateway's mux configured for the REST contract
 // (README, "Using the REST API"): JSON with proto field
 // names and the contract's error statuses. The key routes are served by
-// kvHTTP, not by this mux.
-func newRESTMux() *runtime.ServeMux {
+// kvHTTP, not by this mux. allow gives the Allow header of a 405.
+func newRESTMux(allow allowTable) *runtime.ServeMux {
 	js := jsonMarshaler()
 	return runtime.NewServeMux(
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, &js),
 		runtime.WithMarshalerOption("application/json", &js),
 		runtime.WithErrorHandler(restError),
-		runtime.WithRoutingErrorHandler(routingError),
+		runtime.WithRoutingErrorHandler(routingError(allow)),
 		runtime.WithMetadata(recordRoute),
 		runtime.WithIncomingHeaderMatcher(func(string) (string, bool) { return "", false }),
 		runtime.WithOutgoingHeaderMatcher(func(string) (string, bool) { return "", false }),

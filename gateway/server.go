@@ -166,7 +166,11 @@ func New(cfg Config) (*Server, error) {
 	healthpb.RegisterHealthServer(gs, hs)
 	reflection.Register(gs)
 
-	mux := newRESTMux()
+	allow, err := newAllowTable(apidocs.OpenAPI)
+	if err != nil {
+		return nil, err
+	}
+	mux := newRESTMux(allow)
 	ctx := context.Background()
 	if err := kvv1.RegisterKVHandlerClient(ctx, mux, kvv1.NewKVClient(local)); err != nil {
 		return nil, err
@@ -185,16 +189,16 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, grpc: gs, health: hs, authz: z}
 	root := http.NewServeMux()
-	root.HandleFunc("GET /api/v1/health", func(w http.ResponseWriter, _ *http.Request) {
+	handleGET(root, "/api/v1/health", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
-	root.HandleFunc("GET /api/v1/ready", s.ready)
-	root.Handle("GET /api/v1/perf/metrics", metricsHandler(cfg.Gatherer, cfg.Logger))
-	root.HandleFunc("GET /api/v1/perf/logs", logsHandler(cfg.Logs))
-	root.HandleFunc("GET /api/v1/perf/dashboard", dashboardHandler)
-	root.HandleFunc("GET /api/v1/system/info", s.infoHandler)
-	root.HandleFunc("GET /api/v1/system/config", configHandler(cfg.Settings))
-	root.HandleFunc("GET /api/v1/openapi.json", func(w http.ResponseWriter, _ *http.Request) {
+	handleGET(root, "/api/v1/ready", s.ready)
+	handleGET(root, "/api/v1/perf/metrics", metricsHandler(cfg.Gatherer, cfg.Logger).ServeHTTP)
+	handleGET(root, "/api/v1/perf/logs", logsHandler(cfg.Logs))
+	handleGET(root, "/api/v1/perf/dashboard", dashboardHandler)
+	handleGET(root, "/api/v1/system/info", s.infoHandler)
+	handleGET(root, "/api/v1/system/config", configHandler(cfg.Settings))
+	handleGET(root, "/api/v1/openapi.json", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(apidocs.OpenAPI)
 	})
@@ -211,6 +215,13 @@ func New(cfg Config) (*Server, error) {
 		s.http.TLSConfig.NextProtos = []string{"h2", "http/1.1"}
 	}
 	return s, nil
+}
+
+// handleGET registers h on mux for GET and HEAD of path, and a 405 that
+// names them for every other method.
+func handleGET(mux *http.ServeMux, path string, h http.HandlerFunc) {
+	mux.Handle("GET "+path, h)
+	mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) { methodNotAllowed(w, r, "GET, HEAD") })
 }
 
 // withoutPathCleaning sends /api/v1/kv paths straight to kv: http.ServeMux
