@@ -7,6 +7,7 @@
 package gateway
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -53,6 +54,14 @@ type Config struct {
 	// MaxValueBytes is the largest value accepted (--max-value-bytes).
 	// Default 1 MiB.
 	MaxValueBytes int
+	// HTTPReadTimeout is how long the HTTP port waits for a whole request,
+	// headers and body, before it closes the connection
+	// (--http-read-timeout). Default 30s; zero means no limit.
+	HTTPReadTimeout time.Duration
+	// HTTPWriteTimeout is how long the HTTP port gives a request from the
+	// end of its headers to the end of the answer, before it closes the
+	// connection (--http-write-timeout). Default 1m; zero means no limit.
+	HTTPWriteTimeout time.Duration
 	// Metrics registers the request metrics (cave_gateway_*) and
 	// cave_build_info. Required; give each node its own registry, never
 	// the global one.
@@ -86,7 +95,7 @@ type Config struct {
 
 // DefaultConfig returns a Config with the optional fields set.
 func DefaultConfig() Config {
-	return Config{MaxValueBytes: 1 << 20, Auth: AuthConfig{Failures: auth.DefaultLimiterConfig(), Now: time.Now}}
+	return Config{MaxValueBytes: 1 << 20, HTTPReadTimeout: 30 * time.Second, HTTPWriteTimeout: time.Minute, Auth: AuthConfig{Failures: auth.DefaultLimiterConfig(), Now: time.Now}}
 }
 
 // Validate reports every problem with c.
@@ -100,6 +109,12 @@ func (c Config) Validate() error {
 	}
 	if c.MaxValueBytes < 1 || c.MaxValueBytes > 64<<20 {
 		errs = append(errs, fmt.Errorf("gateway: --max-value-bytes must be in [1, %d], got %d", 64<<20, c.MaxValueBytes))
+	}
+	if c.HTTPReadTimeout < 0 {
+		errs = append(errs, fmt.Errorf("gateway: --http-read-timeout must be >= 0 (0: no limit), got %s", c.HTTPReadTimeout))
+	}
+	if c.HTTPWriteTimeout < 0 {
+		errs = append(errs, fmt.Errorf("gateway: --http-write-timeout must be >= 0 (0: no limit), got %s", c.HTTPWriteTimeout))
 	}
 	errs = append(errs, c.Secrets.Validate(), c.Auth.Validate())
 	return errors.Join(errs...)
@@ -206,7 +221,9 @@ func New(cfg Config) (*Server, error) {
 	root.Handle("/", adaptREST(mux))
 	s.http = &http.Server{
 		Handler:           met.instrument(z.httpMiddleware(withoutPathCleaning(root, newKVHTTP(kv, local.intercept, cfg.MaxValueBytes, adaptREST(mux))))),
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: min(10*time.Second, cmp.Or(cfg.HTTPReadTimeout, 10*time.Second)),
+		ReadTimeout:       cfg.HTTPReadTimeout,
+		WriteTimeout:      cfg.HTTPWriteTimeout,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 	}

@@ -18,23 +18,26 @@ import (
 // settings is the parsed command line: every flag, after applying
 // precedence flag > CAVE_* env > --config YAML file > default.
 type settings struct {
-	Mode            string
-	NodeName        string
-	DataDir         string
-	HTTPAddr        string
-	GRPCAddr        string
-	RaftAddr        string
-	GossipAddr      string
-	AdvertiseHost   string
-	Bootstrap       bool
-	Join            []string
-	Shards          int
-	Replicas        int
-	MaxValueBytes   int
-	DeadNodeTimeout time.Duration
-	LogLevel        string
-	LogFormat       string
-	Insecure        bool
+	Mode          string
+	NodeName      string
+	DataDir       string
+	HTTPAddr      string
+	GRPCAddr      string
+	RaftAddr      string
+	GossipAddr    string
+	AdvertiseHost string
+	Bootstrap     bool
+	Join          []string
+	Shards        int
+	Replicas      int
+	MaxValueBytes int
+	// HTTPReadTimeout and HTTPWriteTimeout bound a request on the HTTP
+	// port (--http-read-timeout, --http-write-timeout); 0 means no limit.
+	HTTPReadTimeout, HTTPWriteTimeout time.Duration
+	DeadNodeTimeout                   time.Duration
+	LogLevel                          string
+	LogFormat                         string
+	Insecure                          bool
 	// TLSCA, TLSCert and TLSKey are the node's PEM files (--tls-*); all
 	// three are set in prod mode unless Insecure, and none otherwise.
 	TLSCA, TLSCert, TLSKey string
@@ -60,6 +63,9 @@ func serverFlags() []cli.Flag {
 	num := func(name string, value int, usage string) cli.Flag {
 		return altsrc.NewIntFlag(&cli.IntFlag{Name: name, Value: value, Usage: usage, EnvVars: env(name)})
 	}
+	dur := func(name string, value time.Duration, usage string) cli.Flag {
+		return altsrc.NewDurationFlag(&cli.DurationFlag{Name: name, Value: value, Usage: usage, EnvVars: env(name)})
+	}
 	flag := func(name, usage string) cli.Flag {
 		return altsrc.NewBoolFlag(&cli.BoolFlag{Name: name, Usage: usage, EnvVars: env(name)})
 	}
@@ -78,7 +84,9 @@ func serverFlags() []cli.Flag {
 		num("shards", 4, "number of data shards created at bootstrap"),
 		num("replicas", 3, "replication factor of data shards (capped by the number of nodes)"),
 		num("max-value-bytes", 1<<20, "largest value accepted, in bytes (for secret=true, of the plaintext; the stored envelope is 37 bytes longer)"),
-		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "dead-node-timeout", Value: 5 * time.Minute, Usage: "how long a node may be gone before its replicas are re-created elsewhere", EnvVars: env("dead-node-timeout")}),
+		dur("http-read-timeout", 30*time.Second, "how long the HTTP port waits for a whole request, headers and body, before closing the connection (0: no limit)"),
+		dur("http-write-timeout", time.Minute, "how long the HTTP port gives a request from the end of its headers to the end of the answer (0: no limit)"),
+		dur("dead-node-timeout", 5*time.Minute, "how long a node may be gone before its replicas are re-created elsewhere"),
 		str("log-level", "info", "debug, info, warn or error"),
 		str("log-format", "text", "text or json"),
 		flag("insecure", "run a prod node without TLS and access control on any port (prod needs either this or --tls-ca, --tls-cert and --tls-key)"),
@@ -94,27 +102,29 @@ func serverFlags() []cli.Flag {
 // mode, addresses and log settings. Packages validate the rest.
 func parseSettings(c *cli.Context) (settings, error) {
 	s := settings{
-		Mode:            c.String("mode"),
-		NodeName:        c.String("node-name"),
-		DataDir:         c.String("data-dir"),
-		HTTPAddr:        c.String("http-addr"),
-		GRPCAddr:        c.String("grpc-addr"),
-		RaftAddr:        c.String("raft-addr"),
-		GossipAddr:      c.String("gossip-addr"),
-		AdvertiseHost:   c.String("advertise-host"),
-		Bootstrap:       c.Bool("bootstrap"),
-		Shards:          c.Int("shards"),
-		Replicas:        c.Int("replicas"),
-		MaxValueBytes:   c.Int("max-value-bytes"),
-		DeadNodeTimeout: c.Duration("dead-node-timeout"),
-		LogLevel:        c.String("log-level"),
-		LogFormat:       c.String("log-format"),
-		Insecure:        c.Bool("insecure"),
-		TLSCA:           c.String("tls-ca"),
-		TLSCert:         c.String("tls-cert"),
-		TLSKey:          c.String("tls-key"),
-		KEKFile:         c.String("kek-file"),
-		AuditLog:        c.String("audit-log"),
+		Mode:             c.String("mode"),
+		NodeName:         c.String("node-name"),
+		DataDir:          c.String("data-dir"),
+		HTTPAddr:         c.String("http-addr"),
+		GRPCAddr:         c.String("grpc-addr"),
+		RaftAddr:         c.String("raft-addr"),
+		GossipAddr:       c.String("gossip-addr"),
+		AdvertiseHost:    c.String("advertise-host"),
+		Bootstrap:        c.Bool("bootstrap"),
+		Shards:           c.Int("shards"),
+		Replicas:         c.Int("replicas"),
+		MaxValueBytes:    c.Int("max-value-bytes"),
+		HTTPReadTimeout:  c.Duration("http-read-timeout"),
+		HTTPWriteTimeout: c.Duration("http-write-timeout"),
+		DeadNodeTimeout:  c.Duration("dead-node-timeout"),
+		LogLevel:         c.String("log-level"),
+		LogFormat:        c.String("log-format"),
+		Insecure:         c.Bool("insecure"),
+		TLSCA:            c.String("tls-ca"),
+		TLSCert:          c.String("tls-cert"),
+		TLSKey:           c.String("tls-key"),
+		KEKFile:          c.String("kek-file"),
+		AuditLog:         c.String("audit-log"),
 	}
 	s.Join = splitList(c.StringSlice("join"))
 	if s.NodeName == "" {

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -182,4 +183,18 @@ func TestTLSSettings(t *testing.T) {
 	assert.Equal(t, "/env/n1.crt", s.TLSCert)
 	assert.Equal(t, "/file/n1.key", s.TLSKey)
 	assert.False(t, s.Insecure)
+}
+
+// TestHTTPTimeouts checks the defaults of the HTTP timeouts and that the
+// flags and their variables set them.
+func TestHTTPTimeouts(t *testing.T) {
+	s, err := parseArgs(t, "--mode", "dev")
+	require.NoError(t, err)
+	assert.Equal(t, 30*time.Second, s.HTTPReadTimeout)
+	assert.Equal(t, time.Minute, s.HTTPWriteTimeout)
+	t.Setenv("CAVE_HTTP_WRITE_TIMEOUT", "0")
+	s, err = parseArgs(t, "--mode", "dev", "--http-read-timeout", "5s")
+	require.NoError(t, err)
+	assert.Equal(t, 5*time.Second, s.HTTPReadTimeout)
+	assert.Equal(t, time.Duration(0), s.HTTPWriteTimeout)
 }

@@ -141,6 +141,7 @@ func run(c *cli.Context) error {
 	nc.DeadNodeTimeout = s.DeadNodeTimeout
 	gc := &cfg.Gateway
 	gc.MaxValueBytes = s.MaxValueBytes
+	gc.HTTPReadTimeout, gc.HTTPWriteTimeout = s.HTTPReadTimeout, s.HTTPWriteTimeout
 	gc.Logs = logs
 	dataDir, err := filepath.Abs(s.DataDir)
 	if err != nil {
