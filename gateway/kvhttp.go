@@ -386,7 +386,7 @@ func parseKVQuery(raw string, fs queryFields) (kvQuery, error) {
 		}
 	}
 	if s := values["secret"]; len(s) > 0 {
-		q.noStore, _ = strconv.ParseBool(s[0])
+		q.noStore = s[0] == "true"
 	}
 	if err != nil {
 		return q, err
@@ -449,7 +449,7 @@ func friendlyConsistency(v string) (string, bool) {
 func (q *kvQuery) set(f queryField, v string) error {
 	switch f.kind {
 	case kindBool:
-		b, err := strconv.ParseBool(v)
+		b, err := parseBool(v)
 		if err != nil {
 			return err
 		}
@@ -457,7 +457,7 @@ func (q *kvQuery) set(f queryField, v string) error {
 	case kindInt64:
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil {
-			return err
+			return numberError(err)
 		}
 		q.prevRevision = &n
 	case kindString:

@@ -190,7 +190,7 @@ func TestRESTKeyRoutes(t *testing.T) {
 	t.Run("query errors", func(t *testing.T) {
 		r := send(t, ctx, http.MethodPut, base+"routes/q?prev_revision=abc", "v")
 		assert.Equal(t, http.StatusBadRequest, r.status)
-		assert.JSONEq(t, `{"code":3,"status":"INVALID_ARGUMENT","message":"parsing field \"prev_revision\": strconv.ParseInt: parsing \"abc\": invalid syntax"}`, r.body)
+		assert.JSONEq(t, `{"code":3,"status":"INVALID_ARGUMENT","message":"parsing field \"prev_revision\": \"abc\" is not a number"}`, r.body)
 		r = send(t, ctx, http.MethodGet, base+"routes/q?consistency=sometimes", "")
 		assert.Equal(t, http.StatusBadRequest, r.status)
 		assert.JSONEq(t, `{"code":3,"status":"INVALID_ARGUMENT","message":"parsing field \"consistency\": \"sometimes\" is not a valid value"}`, r.body)
