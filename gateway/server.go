@@ -107,6 +107,16 @@ func (c Config) Validate() error {
 	if c.Metrics == nil || c.Gatherer == nil || c.Logs == nil {
 		errs = append(errs, errors.New("gateway: Metrics, Gatherer and Logs must be set"))
 	}
+	errs = append(errs, c.ValidateSettings(), c.Secrets.Validate(), c.Auth.Validate())
+	return errors.Join(errs...)
+}
+
+// ValidateSettings reports every problem with the settings an operator
+// chooses (--max-value-bytes, --http-*-timeout), without the
+// collaborators, so that a caller can check them before it builds those.
+// Validate includes it.
+func (c Config) ValidateSettings() error {
+	var errs []error
 	if c.MaxValueBytes < 1 || c.MaxValueBytes > 64<<20 {
 		errs = append(errs, fmt.Errorf("gateway: --max-value-bytes must be in [1, %d], got %d", 64<<20, c.MaxValueBytes))
 	}
@@ -116,7 +126,6 @@ func (c Config) Validate() error {
 	if c.HTTPWriteTimeout < 0 {
 		errs = append(errs, fmt.Errorf("gateway: --http-write-timeout must be >= 0 (0: no limit), got %s", c.HTTPWriteTimeout))
 	}
-	errs = append(errs, c.Secrets.Validate(), c.Auth.Validate())
 	return errors.Join(errs...)
 }
 

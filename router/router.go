@@ -75,6 +75,15 @@ func (c Config) Validate() error {
 	if c.Metrics == nil {
 		errs = append(errs, errors.New("router: Metrics must be set"))
 	}
+	return errors.Join(append(errs, c.ValidateSettings())...)
+}
+
+// ValidateSettings reports every problem with the settings of c, the
+// fields other than the collaborators (Backend, Forwarder, Logger,
+// Metrics), so that a caller can check them before it builds those.
+// Validate includes it.
+func (c Config) ValidateSettings() error {
+	var errs []error
 	if c.Attempts < 1 {
 		errs = append(errs, fmt.Errorf("router: Attempts must be >= 1, got %d", c.Attempts))
 	}

@@ -3,11 +3,15 @@ package main
 import (
 	"flag"
 	"fmt"
+	"maps"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"gopkg.in/yaml.v3"
 
 	"github.com/urfave/cli/v2"
 	"github.com/urfave/cli/v2/altsrc"
@@ -139,15 +143,23 @@ func parseSettings(c *cli.Context) (settings, error) {
 	}
 	switch s.Mode {
 	case "dev":
-		if s.tlsSet() {
+		switch {
+		case s.tlsSet():
 			return s, fmt.Errorf("--mode=dev runs without TLS; leave out --tls-ca, --tls-cert and --tls-key, or use --mode=prod")
+		case len(s.Join) > 0:
+			return s, fmt.Errorf("--mode=dev runs one node on its own and joins nothing; leave out --join, or use --mode=prod")
+		case c.IsSet("replicas") && s.Replicas != 1:
+			return s, fmt.Errorf("--mode=dev keeps one replica of each shard, got --replicas=%d; leave it out, or use --mode=prod", s.Replicas)
 		}
 		s.Bootstrap = true
 		s.Replicas = 1
 		s.Insecure = true
 	case "prod":
-		if !s.Bootstrap && len(s.Join) == 0 {
+		switch {
+		case !s.Bootstrap && len(s.Join) == 0:
 			return s, fmt.Errorf("--mode=prod needs --bootstrap (new cluster) or --join HOST:PORT (existing cluster); for a single development node use --mode=dev")
+		case s.Bootstrap && len(s.Join) > 0:
+			return s, fmt.Errorf("--bootstrap creates a new cluster and --join enters an existing one; give only one of them")
 		}
 		switch {
 		case s.Insecure && s.tlsSet():
@@ -226,6 +238,11 @@ func loadSettings(flags []cli.Flag) cli.BeforeFunc {
 				src[name] = sourceFlag
 			}
 		}
+		if path := c.String("config"); path != "" {
+			if err := checkConfigFile(path, flags); err != nil {
+				return err
+			}
+		}
 		if err := applyFile(c); err != nil {
 			return err
 		}
@@ -246,6 +263,33 @@ func loadSettings(flags []cli.Flag) cli.BeforeFunc {
 		c.App.Metadata[metaSources] = src
 		return nil
 	}
+}
+
+// checkConfigFile checks the --config file at path before it is applied:
+// it must exist and be a YAML mapping whose keys are all names of flags
+// (other than config). The error is one line that names the file and,
+// for an unknown setting, the key.
+func checkConfigFile(path string, flags []cli.Flag) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("--config: %w", err)
+	}
+	var doc map[string]any
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		return fmt.Errorf("--config %s: not a YAML mapping of flag names to values: %s", path, strings.ReplaceAll(err.Error(), "\n", "; "))
+	}
+	known := map[string]bool{}
+	for _, f := range flags {
+		known[f.Names()[0]] = true
+	}
+	delete(known, "config")
+	keys := slices.Sorted(maps.Keys(doc))
+	for _, k := range keys {
+		if !known[k] {
+			return fmt.Errorf("--config %s: unknown setting %q (the keys are flag names without --, see cave --help)", path, k)
+		}
+	}
+	return nil
 }
 
 // currentValue returns flag name's value in c as text.
