@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/urfave/cli/v2"
 	"google.golang.org/grpc"
@@ -62,6 +63,9 @@ func dial(c *cli.Context) (*client, error) {
 	out := c.String("output")
 	if out != "table" && out != "json" {
 		return nil, fmt.Errorf("-o must be table or json, got %q", out)
+	}
+	if d := c.Duration("timeout"); d <= 0 {
+		return nil, fmt.Errorf("--timeout must be positive, got %s", d)
 	}
 	endpoints, err := splitList(c.String("endpoints"))
 	if err != nil {
@@ -188,7 +192,7 @@ func (cl *client) kvClient(ctx context.Context) (*kvclient.Client, error) {
 	if cl.kv == nil {
 		kv, err := kvclient.New(ctx, cl.cfg)
 		if err != nil {
-			return nil, err
+			return nil, statusError(ctx, err)
 		}
 		cl.kv = kv
 	}
@@ -196,16 +200,42 @@ func (cl *client) kvClient(ctx context.Context) (*kvclient.Client, error) {
 }
 
 // statusError returns err, if any, as a message with the status code, as
-// the server sent it, noting --timeout when the deadline ran out.
+// the server sent it, noting --timeout when the deadline ran out. Two
+// errors of the gRPC transport, not of cave, are put in cave's words: a
+// request over the node's message limit (a value over --max-value-bytes)
+// and a connection that a TLS node closes on a plaintext client.
 func statusError(ctx context.Context, err error) error {
 	if err == nil {
 		return nil
 	}
 	st := status.Convert(err)
-	if ctx.Err() != nil && st.Code() == codes.DeadlineExceeded {
-		return fmt.Errorf("%s: %s (--timeout)", st.Code(), st.Message())
+	msg := st.Message()
+	var got, limit int
+	switch {
+	case ctx.Err() != nil && st.Code() == codes.DeadlineExceeded:
+		msg += " (--timeout)"
+	case st.Code() == codes.ResourceExhausted && tooLarge(msg, &got, &limit):
+		msg = fmt.Sprintf("value is larger than the node's limit (--max-value-bytes): the request is %d bytes, the node takes requests of up to %d", got, limit)
+	case st.Code() == codes.Unavailable && strings.Contains(msg, "error reading server preface"):
+		msg += "; the node closed the connection before gRPC started: if it serves TLS, pass --cacert, --cert and --key"
 	}
-	return fmt.Errorf("%s: %s", st.Code(), st.Message())
+	return fmt.Errorf("%s: %s", st.Code(), msg)
+}
+
+// tooLarge reports whether msg is gRPC's refusal of a message over the
+// receiver's limit, and sets got and limit to its sizes.
+func tooLarge(msg string, got, limit *int) bool {
+	n, err := fmt.Sscanf(msg, "grpc: received message larger than max (%d vs. %d)", got, limit)
+	return err == nil && n == 2
+}
+
+// checkUTF8 refuses, as the server would, a key or prefix (what) that
+// is not valid UTF-8, which gRPC could not even encode.
+func checkUTF8(what, s string) error {
+	if !utf8.ValidString(s) {
+		return fmt.Errorf("%s: %s must be valid UTF-8", codes.InvalidArgument, what)
+	}
+	return nil
 }
 
 func (cl *client) close() {
