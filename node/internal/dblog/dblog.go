@@ -34,12 +34,12 @@ var once sync.Once
 // warnings, not errors.
 var peerChurn = map[string]bool{
 	"Nodehost %s failed to get a connection to %s, %v": true,
-	"send batch failed, target %s (%v), %d":             true,
-	"send batch failed, taret node %s (%v), %d":         true,
-	"failed to get a job to %s, %v":                     true,
-	"failed to connect to %s":                           true,
-	"failed to send snapshot to %s":                     true,
-	"streaming snapshot chunk to %s failed, %v":         true,
+	"send batch failed, target %s (%v), %d":            true,
+	"send batch failed, taret node %s (%v), %d":        true,
+	"failed to get a job to %s, %v":                    true,
+	"failed to connect to %s":                          true,
+	"failed to send snapshot to %s":                    true,
+	"streaming snapshot chunk to %s failed, %v":        true,
 }
 
 // Install makes lg the destination of dragonboat's logs. Only the first call

@@ -25,8 +25,8 @@ type collector struct {
 }
 
 func (c *collector) Enabled(context.Context, slog.Level) bool { return true }
-func (c *collector) WithAttrs([]slog.Attr) slog.Handler      { return c }
-func (c *collector) WithGroup(string) slog.Handler           { return c }
+func (c *collector) WithAttrs([]slog.Attr) slog.Handler       { return c }
+func (c *collector) WithGroup(string) slog.Handler            { return c }
 func (c *collector) Handle(_ context.Context, r slog.Record) error {
 	rec := record{level: r.Level, msg: r.Message}
 	r.Attrs(func(a slog.Attr) bool {
