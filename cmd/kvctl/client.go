@@ -6,7 +6,9 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"os"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -71,6 +73,11 @@ func dial(c *cli.Context) (*client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--endpoints: %w", err)
 	}
+	for _, e := range endpoints {
+		if err := checkHostPort(e); err != nil {
+			return nil, fmt.Errorf("--endpoints: %w", err)
+		}
+	}
 	opts, err := dialOptions(c)
 	if err != nil {
 		return nil, err
@@ -108,6 +115,17 @@ func splitList(s string) ([]string, error) {
 		return nil, errNoHostPort
 	}
 	return out, nil
+}
+
+// checkHostPort returns an error unless e is HOST:PORT with a host and a
+// port in [1, 65535].
+func checkHostPort(e string) error {
+	host, port, err := net.SplitHostPort(e)
+	n, perr := strconv.Atoi(port)
+	if err != nil || host == "" || perr != nil || n < 1 || n > 65535 {
+		return fmt.Errorf("%q is not HOST:PORT (a host and a port in [1, 65535])", e)
+	}
+	return nil
 }
 
 // dialOptions returns the gRPC options every kvctl connection uses: the
@@ -200,10 +218,11 @@ func (cl *client) kvClient(ctx context.Context) (*kvclient.Client, error) {
 }
 
 // statusError returns err, if any, as a message with the status code, as
-// the server sent it, noting --timeout when the deadline ran out. Two
-// errors of the gRPC transport, not of cave, are put in cave's words: a
-// request over the node's message limit (a value over --max-value-bytes)
-// and a connection that a TLS node closes on a plaintext client.
+// the server sent it, noting --timeout when the deadline ran out. Errors
+// of the gRPC transport, not of cave, get cave's words: a request over
+// the node's message limit (a value over --max-value-bytes), a connection
+// that a TLS node closes on a plaintext client, and a host that does not
+// resolve.
 func statusError(ctx context.Context, err error) error {
 	if err == nil {
 		return nil
@@ -218,6 +237,8 @@ func statusError(ctx context.Context, err error) error {
 		msg = fmt.Sprintf("value is larger than the node's limit (--max-value-bytes): the request is %d bytes, the node takes requests of up to %d", got, limit)
 	case st.Code() == codes.Unavailable && strings.Contains(msg, "error reading server preface"):
 		msg += "; the node closed the connection before gRPC started: if it serves TLS, pass --cacert, --cert and --key"
+	case st.Code() == codes.Unavailable && strings.Contains(msg, "produced zero addresses"):
+		msg += "; the host of an --endpoints entry has no address (DNS)"
 	}
 	return fmt.Errorf("%s: %s", st.Code(), msg)
 }

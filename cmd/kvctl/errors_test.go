@@ -26,8 +26,16 @@ func TestKVCtlUsageErrors(t *testing.T) {
 		assert.NotContains(t, r.stderr, "marshaling")
 	}
 	s.fails("InvalidArgument: prefix must be valid UTF-8", "list", "a\xff")
+	for _, e := range []string{"127.0.0.1", ":8741", "localhost:99999", "localhost:0", "a:1,b"} {
+		r := kvctl(t, "", nil, "--endpoints", e, "get", "k")
+		assert.Equal(t, 1, r.code, e)
+		assert.Contains(t, r.stderr, "is not HOST:PORT (a host and a port in [1, 65535])", e)
+	}
+	r := kvctl(t, "", nil, "--endpoints", "nosuchhost.invalid:8741", "--timeout", "3s", "get", "k")
+	assert.Equal(t, 1, r.code)
+	assert.Contains(t, r.stderr, "the host of an --endpoints entry has no address (DNS)")
 
-	r := kvctl(t, "", nil)
+	r = kvctl(t, "", nil)
 	assert.Zero(t, r.code, "kvctl alone shows the help: %s", r.stderr)
 	assert.Contains(t, r.stdout, "COMMANDS:")
 	help := kvctl(t, "", nil, "--help").stdout
