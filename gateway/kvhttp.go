@@ -34,7 +34,10 @@ const kvAllow = "GET, HEAD, PUT, POST, DELETE"
 // by the gRPC method's rule, like a gRPC call, and it is not counted as a
 // gRPC call. Requests and answers are those of grpc-gateway's mapping of
 // the KV service: the same query parameters, statuses, error bodies,
-// headers and JSON.
+// headers and JSON. On top of that mapping it speaks HTTP's conditional
+// requests: a GET whose If-None-Match names the key's current ETag is
+// answered 304, and If-Match on a PUT or DELETE is a prev_revision
+// condition (see condition).
 //
 // It is safe for concurrent use; its fields are set by newKVHTTP only.
 type kvHTTP struct {
