@@ -237,3 +237,23 @@ func TestConfigFileErrors(t *testing.T) {
 		assert.NotContains(t, err.Error(), "\n", "one line")
 	}
 }
+
+// TestBadFlagLeavesDataDirAlone starts cave with a setting that only a
+// layer above the node checks (--max-value-bytes, the gateway's; a
+// negative --http-read-timeout): the start fails naming the flag and the
+// data dir is not created.
+func TestBadFlagLeavesDataDirAlone(t *testing.T) {
+	dir := t.TempDir()
+	for _, bad := range [][]string{{"--max-value-bytes", "0"}, {"--http-read-timeout", "-1s"}} {
+		t.Run(bad[0], func(t *testing.T) {
+			data := filepath.Join(dir, "data"+bad[0])
+			err := newApp().Run(append([]string{"cave", "--mode", "dev", "--data-dir", data,
+				"--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0", "--raft-addr", "127.0.0.1:0", "--gossip-addr", "127.0.0.1:0",
+				"--log-level", "error"}, bad...))
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), bad[0])
+			_, statErr := os.Stat(data)
+			assert.ErrorIs(t, statErr, os.ErrNotExist, "a refused start created the data dir")
+		})
+	}
+}
