@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -213,15 +215,77 @@ func restError(_ context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w ht
 	writeError(w, status.Convert(err))
 }
 
-// routingError answers unknown paths and methods.
-func routingError(_ context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, r *http.Request, code int) {
-	switch code {
-	case http.StatusMethodNotAllowed:
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(code)
-		_ = json.NewEncoder(w).Encode(errorBody{Code: codes.Unimplemented, Status: "METHOD_NOT_ALLOWED",
-			Message: fmt.Sprintf("method %s is not allowed on %s", r.Method, r.URL.Path)})
-	default:
+// routingError returns grpc-gateway's handler of unknown paths and
+// methods: a 404, or a 405 whose Allow header lists the methods allow
+// gives the path.
+func routingError(allow allowTable) runtime.RoutingErrorHandlerFunc {
+	return func(_ context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, r *http.Request, code int) {
+		if code == http.StatusMethodNotAllowed {
+			methodNotAllowed(w, r, allow.lookup(r.URL.Path))
+			return
+		}
 		writeError(w, status.New(codes.NotFound, fmt.Sprintf("no such endpoint: %s %s (see /api/v1/openapi.json)", r.Method, r.URL.Path)))
 	}
+}
+
+// methodNotAllowed answers 405 with the JSON error and the Allow header
+// allowed ("GET, HEAD"; "" sends none).
+func methodNotAllowed(w http.ResponseWriter, r *http.Request, allowed string) {
+	if allowed != "" {
+		w.Header().Set("Allow", allowed)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusMethodNotAllowed)
+	_ = json.NewEncoder(w).Encode(errorBody{Code: codes.Unimplemented, Status: "METHOD_NOT_ALLOWED",
+		Message: fmt.Sprintf("method %s is not allowed on %s", r.Method, r.URL.Path)})
+}
+
+// allowTable holds the methods of each path template of the OpenAPI
+// document (apidocs), the routes grpc-gateway serves.
+type allowTable []allowRoute
+
+// allowRoute is one path template, split at "/", where a segment
+// "{name}" stands for any one segment, and its Allow header.
+type allowRoute struct {
+	segments []string
+	allow    string
+}
+
+// newAllowTable reads the path templates and their methods from the
+// OpenAPI v2 document doc. It returns an error if doc is not one.
+func newAllowTable(doc []byte) (allowTable, error) {
+	var d struct {
+		Paths map[string]map[string]json.RawMessage `json:"paths"`
+	}
+	if err := json.Unmarshal(doc, &d); err != nil {
+		return nil, fmt.Errorf("gateway: read the OpenAPI document: %w", err)
+	}
+	var t allowTable
+	for path, ops := range d.Paths {
+		var methods []string
+		for m := range ops {
+			if m = strings.ToUpper(m); m != "PARAMETERS" {
+				methods = append(methods, m)
+			}
+		}
+		slices.Sort(methods)
+		t = append(t, allowRoute{segments: strings.Split(path, "/"), allow: strings.Join(methods, ", ")})
+	}
+	return t, nil
+}
+
+// lookup returns the Allow header of path: the methods of the templates
+// it matches, or "" if it matches none.
+func (t allowTable) lookup(path string) string {
+	segs := strings.Split(path, "/")
+	var methods []string
+	for _, rt := range t {
+		if slices.EqualFunc(rt.segments, segs, func(tmpl, seg string) bool {
+			return tmpl == seg || strings.HasPrefix(tmpl, "{") && strings.HasSuffix(tmpl, "}") && seg != ""
+		}) {
+			methods = append(methods, strings.Split(rt.allow, ", ")...)
+		}
+	}
+	slices.Sort(methods)
+	return strings.Join(slices.Compact(methods), ", ")
 }

@@ -3,8 +3,11 @@ package gateway
 import (
 	"context"
 	"log/slog"
+	"strconv"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	kvv1 "github.com/cavedb/cave/proto/cave/kv/v1"
@@ -96,6 +99,11 @@ func (s *kvService) Delete(ctx context.Context, req *kvv1.DeleteRequest) (*kvv1.
 	return &kvv1.DeleteResponse{Deleted: true, Revision: rev}, nil
 }
 
+// HeaderLimitCapped is the response header (gRPC metadata, and HTTP
+// X-Cave-Limit-Capped) of a List whose limit was over the largest page a
+// node returns: its value is that largest page, the limit that was used.
+const HeaderLimitCapped = "x-cave-limit-capped"
+
 // List implements kvv1.KVServer.
 func (s *kvService) List(ctx context.Context, req *kvv1.ListRequest) (*kvv1.ListResponse, error) {
 	if err := validatePrefix(req.Prefix); err != nil {
@@ -107,6 +115,10 @@ func (s *kvService) List(ctx context.Context, req *kvv1.ListRequest) (*kvv1.List
 	items, next, err := s.r.List(ctx, req.Prefix, req.PageToken, int(req.Limit), stale(req.Consistency))
 	if err != nil {
 		return nil, toStatus(s.lg, err)
+	}
+	if limit := s.r.ListLimit(); int(req.Limit) > limit {
+		// Failing to set it only loses the hint: the page is right.
+		_ = grpc.SetHeader(ctx, metadata.Pairs(HeaderLimitCapped, strconv.Itoa(limit)))
 	}
 	out := &kvv1.ListResponse{NextPageToken: next, Items: make([]*kvv1.ListItem, len(items))}
 	for i, it := range items {

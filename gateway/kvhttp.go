@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	kvv1 "github.com/cavedb/cave/proto/cave/kv/v1"
+	"github.com/cavedb/cave/router"
 )
 
 // kvPath is the prefix of the key routes: /api/v1/kv/{key...}.
@@ -33,7 +34,10 @@ const kvAllow = "GET, HEAD, PUT, POST, DELETE"
 // by the gRPC method's rule, like a gRPC call, and it is not counted as a
 // gRPC call. Requests and answers are those of grpc-gateway's mapping of
 // the KV service: the same query parameters, statuses, error bodies,
-// headers and JSON.
+// headers and JSON. On top of that mapping it speaks HTTP's conditional
+// requests: a GET whose If-None-Match names the key's current ETag is
+// answered 304, and If-Match on a PUT or DELETE is a prev_revision
+// condition (see condition).
 //
 // It is safe for concurrent use; its fields are set by newKVHTTP only.
 type kvHTTP struct {
@@ -88,8 +92,7 @@ func (h *kvHTTP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case http.MethodDelete:
 		h.serveDelete(w, r, key)
 	default:
-		w.Header().Set("Allow", kvAllow)
-		routingError(r.Context(), nil, nil, w, r, http.StatusMethodNotAllowed)
+		methodNotAllowed(w, r, kvAllow)
 	}
 }
 
@@ -110,6 +113,15 @@ func (h *kvHTTP) serveGet(w http.ResponseWriter, r *http.Request, key string) {
 		return
 	}
 	resp := out.(*kvv1.GetResponse)
+	hd := w.Header()
+	hd.Set("X-Cave-Revision", strconv.FormatInt(resp.ModRevision, 10))
+	hd.Set("X-Cave-Create-Revision", strconv.FormatInt(resp.CreateRevision, 10))
+	hd.Set("X-Cave-Version", strconv.FormatInt(resp.Version, 10))
+	hd.Set("ETag", etag(resp.ModRevision))
+	if inm := r.Header.Values("If-None-Match"); len(inm) > 0 && noneMatchHits(inm, resp.ModRevision) {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
 	body, contentType := resp.Value, "application/octet-stream"
 	if req.Format == "json" {
 		if body, err = jsonMarshaler().MarshalOptions.Marshal(resp); err != nil {
@@ -118,12 +130,90 @@ func (h *kvHTTP) serveGet(w http.ResponseWriter, r *http.Request, key string) {
 		}
 		contentType = "application/json"
 	}
-	hd := w.Header()
-	hd.Set("X-Cave-Revision", strconv.FormatInt(resp.ModRevision, 10))
-	hd.Set("X-Cave-Create-Revision", strconv.FormatInt(resp.CreateRevision, 10))
-	hd.Set("X-Cave-Version", strconv.FormatInt(resp.Version, 10))
-	hd.Set("ETag", `"`+strconv.FormatInt(resp.ModRevision, 10)+`"`)
 	writeBody(w, r, contentType, body)
+}
+
+// etag is the entity tag of a key at mod_revision rev: "rev", quoted.
+func etag(rev int64) string { return `"` + strconv.FormatInt(rev, 10) + `"` }
+
+// noneMatchHits reports whether the If-None-Match header lines values
+// name the key's current revision rev: "*", or a list of entity tags of
+// which one, weak (W/"rev") or strong, is etag(rev). Tags that are not
+// cave's never match.
+func noneMatchHits(values []string, rev int64) bool {
+	want := etag(rev)
+	for _, v := range values {
+		for tag := range strings.SplitSeq(v, ",") {
+			tag = strings.TrimSpace(tag)
+			if tag == "*" || strings.TrimPrefix(tag, "W/") == want {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// condition is the prev_revision condition of a PUT or DELETE: the
+// parameter prev (nil: none) combined with an If-Match header. If-Match
+// takes "*" (the key must exist: mustExist) or one strong entity tag
+// "REV" as sent in ETag (the same as prev_revision=REV). It returns an
+// error for people, meant as InvalidArgument, for any other If-Match and
+// when the header and the parameter disagree.
+func condition(r *http.Request, prev *int64) (_ *int64, mustExist bool, _ error) {
+	values := r.Header.Values("If-Match")
+	if len(values) == 0 {
+		return prev, false, nil
+	}
+	im := strings.TrimSpace(strings.Join(values, ","))
+	if im == "*" {
+		if prev != nil && *prev == 0 {
+			return nil, false, errors.New(`If-Match: * (the key must exist) contradicts prev_revision=0 (the key must not exist)`)
+		}
+		return prev, prev == nil, nil
+	}
+	digits, ok := strings.CutPrefix(im, `"`)
+	digits, ok2 := strings.CutSuffix(digits, `"`)
+	rev, err := strconv.ParseInt(digits, 10, 64)
+	if !ok || !ok2 || err != nil || rev < 0 || etag(rev) != im {
+		return nil, false, fmt.Errorf(`If-Match must be * or one entity tag "REV" as sent in ETag, got %q`, im)
+	}
+	if prev != nil && *prev != rev {
+		return nil, false, fmt.Errorf("If-Match %s and prev_revision=%d disagree", im, *prev)
+	}
+	return &rev, false, nil
+}
+
+// existingTries bounds how often a write with If-Match: * reads the
+// key's revision again after a concurrent write changed it.
+const existingTries = 3
+
+// onExisting returns a handler that runs call on req as a write
+// conditional on the key existing: it reads the key's current revision,
+// has setPrev put it into req, and calls call, again (existingTries in
+// all) while a concurrent write makes that condition fail. A missing key
+// is a failed condition (412, current revision 0). It runs after the
+// access check, like call.
+func (h *kvHTTP) onExisting(key string, setPrev func(int64), call grpc.UnaryHandler) grpc.UnaryHandler {
+	return func(ctx context.Context, req any) (any, error) {
+		if err := validateKey(key); err != nil {
+			return nil, invalid("%v", err)
+		}
+		for try := 1; ; try++ {
+			kv, err := h.kv.r.Get(ctx, key, false)
+			if errors.Is(err, router.ErrKeyNotFound) {
+				err = &router.ConditionError{Key: key}
+			}
+			if err != nil {
+				return nil, toStatus(h.kv.lg, err)
+			}
+			setPrev(kv.ModRevision)
+			out, err := call(ctx, req)
+			if st := status.Convert(err); try < existingTries && reasonOf(st) == ReasonConditionFailed {
+				continue
+			}
+			return out, err
+		}
+	}
 }
 
 func (h *kvHTTP) servePut(w http.ResponseWriter, r *http.Request, key string) {
@@ -137,8 +227,17 @@ func (h *kvHTTP) servePut(w http.ResponseWriter, r *http.Request, key string) {
 		writeError(w, status.New(codes.InvalidArgument, err.Error()))
 		return
 	}
-	req := &kvv1.PutRequest{Key: key, Value: value, PrevRevision: q.prevRevision, Secret: q.secret}
-	out, err := h.intercept(r.Context(), req, &h.putInfo, h.put)
+	prev, mustExist, err := condition(r, q.prevRevision)
+	if err != nil {
+		writeError(w, status.New(codes.InvalidArgument, err.Error()))
+		return
+	}
+	req := &kvv1.PutRequest{Key: key, Value: value, PrevRevision: prev, Secret: q.secret}
+	call := h.put
+	if mustExist {
+		call = h.onExisting(key, func(rev int64) { req.PrevRevision = &rev }, call)
+	}
+	out, err := h.intercept(r.Context(), req, &h.putInfo, call)
 	if err != nil {
 		writeError(w, status.Convert(err))
 		return
@@ -152,8 +251,17 @@ func (h *kvHTTP) serveDelete(w http.ResponseWriter, r *http.Request, key string)
 		writeError(w, status.New(codes.InvalidArgument, err.Error()))
 		return
 	}
-	req := &kvv1.DeleteRequest{Key: key, PrevRevision: q.prevRevision}
-	out, err := h.intercept(r.Context(), req, &h.deleteInfo, h.delete)
+	prev, mustExist, err := condition(r, q.prevRevision)
+	if err != nil {
+		writeError(w, status.New(codes.InvalidArgument, err.Error()))
+		return
+	}
+	req := &kvv1.DeleteRequest{Key: key, PrevRevision: prev}
+	call := h.delete
+	if mustExist {
+		call = h.onExisting(key, func(rev int64) { req.PrevRevision = &rev }, call)
+	}
+	out, err := h.intercept(r.Context(), req, &h.deleteInfo, call)
 	if err != nil {
 		writeError(w, status.Convert(err))
 		return
@@ -281,7 +389,7 @@ func parseKVQuery(raw string, fs queryFields) (kvQuery, error) {
 		}
 	}
 	if s := values["secret"]; len(s) > 0 {
-		q.noStore, _ = strconv.ParseBool(s[0])
+		q.noStore = s[0] == "true"
 	}
 	if err != nil {
 		return q, err
@@ -344,7 +452,7 @@ func friendlyConsistency(v string) (string, bool) {
 func (q *kvQuery) set(f queryField, v string) error {
 	switch f.kind {
 	case kindBool:
-		b, err := strconv.ParseBool(v)
+		b, err := parseBool(v)
 		if err != nil {
 			return err
 		}
@@ -352,7 +460,7 @@ func (q *kvQuery) set(f queryField, v string) error {
 	case kindInt64:
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil {
-			return err
+			return numberError(err)
 		}
 		q.prevRevision = &n
 	case kindString:

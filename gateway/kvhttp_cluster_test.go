@@ -95,6 +95,62 @@ func TestRESTKeyRoutes(t *testing.T) {
 		assert.Equal(t, "no-store", secret.header.Get("Cache-Control"), "a secret read is never cached, even a 404")
 	})
 
+	t.Run("conditional headers", func(t *testing.T) {
+		withHeader := func(method, url, body, name, value string) response {
+			t.Helper()
+			req, err := http.NewRequestWithContext(ctx, method, url, strings.NewReader(body))
+			require.NoError(t, err)
+			req.Header.Set(name, value)
+			resp, err := http.DefaultClient.Do(req)
+			require.NoError(t, err)
+			defer resp.Body.Close()
+			b, err := io.ReadAll(resp.Body)
+			require.NoError(t, err)
+			return response{status: resp.StatusCode, contentType: resp.Header.Get("Content-Type"), header: resp.Header, body: string(b)}
+		}
+		key := base + "routes/cond"
+		put := send(t, ctx, http.MethodPut, key, "v1")
+		require.Equal(t, http.StatusOK, put.status, put.body)
+		get := send(t, ctx, http.MethodGet, key, "")
+		tag := get.header.Get("ETag")
+		require.NotEmpty(t, tag)
+
+		for _, inm := range []string{tag, "W/" + tag, "*", `"1", ` + tag} {
+			r := withHeader(http.MethodGet, key, "", "If-None-Match", inm)
+			assert.Equal(t, http.StatusNotModified, r.status, "If-None-Match %s", inm)
+			assert.Empty(t, r.body)
+			assert.Equal(t, tag, r.header.Get("ETag"))
+		}
+		r := withHeader(http.MethodGet, key, "", "If-None-Match", `"1"`)
+		assert.Equal(t, http.StatusOK, r.status)
+		assert.Equal(t, "v1", r.body)
+
+		r = withHeader(http.MethodPut, key, "lost", "If-Match", `"1"`)
+		assert.Equal(t, http.StatusPreconditionFailed, r.status, r.body)
+		assert.Contains(t, r.body, "CONDITION_FAILED")
+		r = withHeader(http.MethodPut, key+"?prev_revision=1", "lost", "If-Match", tag)
+		assert.Equal(t, http.StatusBadRequest, r.status, r.body)
+		assert.Contains(t, r.body, "disagree")
+		r = withHeader(http.MethodDelete, key, "", "If-Match", `"1"`)
+		assert.Equal(t, http.StatusPreconditionFailed, r.status, r.body)
+		code, body := do(t, ctx, http.MethodGet, key, "")
+		assert.Equal(t, http.StatusOK, code)
+		assert.Equal(t, "v1", body, "a refused conditional write changed the value")
+
+		r = withHeader(http.MethodPut, key, "v2", "If-Match", tag)
+		require.Equal(t, http.StatusOK, r.status, r.body)
+		r = withHeader(http.MethodPut, key, "v3", "If-Match", "*")
+		require.Equal(t, http.StatusOK, r.status, r.body)
+		r = withHeader(http.MethodPut, base+"routes/cond-missing", "v", "If-Match", "*")
+		assert.Equal(t, http.StatusPreconditionFailed, r.status, r.body)
+		code, _ = do(t, ctx, http.MethodGet, base+"routes/cond-missing", "")
+		assert.Equal(t, http.StatusNotFound, code, "If-Match: * created a key")
+		r = withHeader(http.MethodDelete, key, "", "If-Match", "*")
+		require.Equal(t, http.StatusOK, r.status, r.body)
+		r = withHeader(http.MethodDelete, key, "", "If-Match", "*")
+		assert.Equal(t, http.StatusPreconditionFailed, r.status, r.body)
+	})
+
 	t.Run("405 names the allowed methods", func(t *testing.T) {
 		for _, method := range []string{http.MethodPatch, http.MethodOptions, "BREW"} {
 			r := send(t, ctx, method, base+"routes/x", "v")
@@ -134,7 +190,7 @@ func TestRESTKeyRoutes(t *testing.T) {
 	t.Run("query errors", func(t *testing.T) {
 		r := send(t, ctx, http.MethodPut, base+"routes/q?prev_revision=abc", "v")
 		assert.Equal(t, http.StatusBadRequest, r.status)
-		assert.JSONEq(t, `{"code":3,"status":"INVALID_ARGUMENT","message":"parsing field \"prev_revision\": strconv.ParseInt: parsing \"abc\": invalid syntax"}`, r.body)
+		assert.JSONEq(t, `{"code":3,"status":"INVALID_ARGUMENT","message":"parsing field \"prev_revision\": \"abc\" is not a number"}`, r.body)
 		r = send(t, ctx, http.MethodGet, base+"routes/q?consistency=sometimes", "")
 		assert.Equal(t, http.StatusBadRequest, r.status)
 		assert.JSONEq(t, `{"code":3,"status":"INVALID_ARGUMENT","message":"parsing field \"consistency\": \"sometimes\" is not a valid value"}`, r.body)

@@ -5,10 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"testing"
 
-	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/utilities"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -17,10 +18,11 @@ import (
 	kvv1 "github.com/cavedb/cave/proto/cave/kv/v1"
 )
 
-// gatewayQuery is how the key routes read a query through grpc-gateway:
-// the consistency rewrite of every REST request, ParseForm, then
-// grpc-gateway's query parser with the filter of the generated handler.
-// It is the reference parseKVQuery must match.
+// gatewayQuery is how the key routes would read a query through
+// grpc-gateway: the consistency rewrite of every REST request, ParseForm,
+// then the REST API's query parser (grpc-gateway's, with queryParser's
+// rules) with the filter of the generated handler. It is the reference
+// parseKVQuery must match.
 func gatewayQuery(raw string, msg proto.Message, bound ...string) error {
 	u := &url.URL{RawQuery: raw}
 	if q := u.Query(); q.Has("consistency") {
@@ -37,7 +39,7 @@ func gatewayQuery(raw string, msg proto.Message, bound ...string) error {
 	for _, b := range bound {
 		seqs = append(seqs, []string{b})
 	}
-	return runtime.PopulateQueryParameters(msg, values, utilities.NewDoubleArray(seqs))
+	return queryParser{}.Parse(msg, values, utilities.NewDoubleArray(seqs))
 }
 
 func errText(err error) string {
@@ -57,7 +59,7 @@ func TestParseKVQueryMatchesGateway(t *testing.T) {
 		"", "consistency=stale", "consistency=STALE", "consistency=Linearizable", "consistency=CONSISTENCY_STALE",
 		"consistency=CONSISTENCY_LINEARIZABLE", "consistency=0", "consistency=2", "consistency=7", "consistency=foo",
 		"consistency=consistency_stale", "consistency=stale&consistency=linearizable", "consistency=foo&consistency=bar",
-		"consistency=99999999999", "secret=true", "secret=1", "secret=F", "secret=yes", "secret=true&secret=false",
+		"consistency=99999999999", "secret=true", "secret=1", "secret=TRUE", "secret=True", "secret=t", "secret=F", "secret=yes", "secret=true&secret=false",
 		"secret=", "format=json", "format=raw", "format=xml", "format=json&format=raw", "key=other", "key.x=1",
 		"key[a]=1", "unknown=1", "unknown.x.y=1", "secret.x=1", "secret.=1", "format[a]=b", "a=1;b=2",
 		"a=%zz", "%zz=1", "a=1;b=2&consistency=stale", "secret=true&format=json&consistency=stale", "&&secret=true&",
@@ -68,6 +70,7 @@ func TestParseKVQueryMatchesGateway(t *testing.T) {
 		wantErr := gatewayQuery(raw, want, "key")
 		q, err := parseKVQuery(raw, getParams)
 		assert.Equal(t, errText(wantErr), errText(err), "GET ?%s: error", raw)
+		assert.NotContains(t, errText(err), "strconv", "GET ?%s", raw)
 		if wantErr == nil && err == nil {
 			got := &kvv1.GetRequest{Consistency: q.consistency, Secret: q.secret, Format: q.format}
 			assert.True(t, proto.Equal(want, got), "GET ?%s: got %v, want %v", raw, got, want)
@@ -84,6 +87,7 @@ func TestParseKVQueryMatchesGateway(t *testing.T) {
 		wantErr := gatewayQuery(raw, want, "value", "key")
 		q, err := parseKVQuery(raw, putParams)
 		assert.Equal(t, errText(wantErr), errText(err), "PUT ?%s: error", raw)
+		assert.NotContains(t, errText(err), "strconv", "PUT ?%s", raw)
 		if wantErr == nil && err == nil {
 			got := &kvv1.PutRequest{PrevRevision: q.prevRevision, Secret: q.secret}
 			assert.True(t, proto.Equal(want, got), "PUT ?%s: got %v, want %v", raw, got, want)
@@ -107,7 +111,7 @@ func TestParseKVQueryMatchesGateway(t *testing.T) {
 func TestParseKVQueryNoStore(t *testing.T) {
 	t.Parallel()
 	for raw, want := range map[string]bool{
-		"secret=true": true, "secret=1": true, "secret=true&secret=false": true, "secret=true&consistency=foo": true,
+		"secret=true": true, "secret=1": false, "secret=TRUE": false, "secret=true&secret=false": true, "secret=true&consistency=foo": true,
 		"secret=false": false, "": false, "secret=x": false, "Secret=true": false,
 	} {
 		q, _ := parseKVQuery(raw, getParams)
@@ -157,4 +161,86 @@ func TestKVJSONAppends(t *testing.T) {
 	b := appendPutJSON([]byte("x"), &kvv1.PutResponse{Key: "k", Revision: 3})
 	assert.Equal(t, `x{"key":"k","revision":"3"}`, string(b))
 	assert.Equal(t, fmt.Sprintf(`{"deleted":true,"revision":"%d"}`, 9), string(appendDeleteJSON(nil, &kvv1.DeleteResponse{Deleted: true, Revision: 9})))
+}
+
+// TestCondition checks how If-Match combines with prev_revision.
+func TestCondition(t *testing.T) {
+	t.Parallel()
+	five, zero := int64(5), int64(0)
+	cases := []struct {
+		name      string
+		ifMatch   []string
+		prev      *int64
+		want      *int64
+		mustExist bool
+		err       string
+	}{
+		{name: "none", want: nil},
+		{name: "prev only", prev: &five, want: &five},
+		{name: "tag", ifMatch: []string{`"5"`}, want: &five},
+		{name: "tag and same prev", ifMatch: []string{`"5"`}, prev: &five, want: &five},
+		{name: "tag zero", ifMatch: []string{`"0"`}, want: &zero},
+		{name: "tag and other prev", ifMatch: []string{`"5"`}, prev: &zero, err: `If-Match "5" and prev_revision=0 disagree`},
+		{name: "star", ifMatch: []string{"*"}, mustExist: true},
+		{name: "star and prev", ifMatch: []string{" * "}, prev: &five, want: &five},
+		{name: "star and prev 0", ifMatch: []string{"*"}, prev: &zero, err: "If-Match: * (the key must exist) contradicts prev_revision=0 (the key must not exist)"},
+		{name: "unquoted", ifMatch: []string{"5"}, err: `If-Match must be * or one entity tag "REV" as sent in ETag, got "5"`},
+		{name: "weak", ifMatch: []string{`W/"5"`}, err: `If-Match must be * or one entity tag "REV" as sent in ETag, got "W/\"5\""`},
+		{name: "list", ifMatch: []string{`"5", "6"`}, err: `If-Match must be * or one entity tag "REV" as sent in ETag, got "\"5\", \"6\""`},
+		{name: "two lines", ifMatch: []string{`"5"`, `"6"`}, err: `If-Match must be * or one entity tag "REV" as sent in ETag, got "\"5\",\"6\""`},
+		{name: "negative", ifMatch: []string{`"-1"`}, err: `If-Match must be * or one entity tag "REV" as sent in ETag, got "\"-1\""`},
+		{name: "leading zero", ifMatch: []string{`"05"`}, err: `If-Match must be * or one entity tag "REV" as sent in ETag, got "\"05\""`},
+		{name: "empty", ifMatch: []string{`""`}, err: `If-Match must be * or one entity tag "REV" as sent in ETag, got "\"\""`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			r := httptest.NewRequest(http.MethodPut, "/api/v1/kv/k", nil)
+			for _, v := range tc.ifMatch {
+				r.Header.Add("If-Match", v)
+			}
+			got, mustExist, err := condition(r, tc.prev)
+			if tc.err != "" {
+				require.EqualError(t, err, tc.err)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, got)
+			assert.Equal(t, tc.mustExist, mustExist)
+		})
+	}
+}
+
+// TestNoneMatchHits checks If-None-Match against the current revision.
+func TestNoneMatchHits(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		values []string
+		want   bool
+	}{
+		{[]string{`"7"`}, true}, {[]string{`W/"7"`}, true}, {[]string{"*"}, true},
+		{[]string{`"3", "7"`}, true}, {[]string{`"3"`, `"7"`}, true},
+		{[]string{`"3"`}, false}, {[]string{"7"}, false}, {[]string{`"70"`}, false}, {[]string{""}, false},
+	} {
+		assert.Equal(t, tc.want, noneMatchHits(tc.values, 7), "%q", tc.values)
+	}
+}
+
+// TestQueryMessages checks the messages of refused parameters: a bool is
+// exactly true or false, and numbers are described without strconv's
+// words, on the key routes and on grpc-gateway's.
+func TestQueryMessages(t *testing.T) {
+	t.Parallel()
+	cases := []struct{ raw, want string }{
+		{"secret=1", `parsing field "secret": "1" is not a valid value: use true or false`},
+		{"secret=TRUE", `parsing field "secret": "TRUE" is not a valid value: use true or false`},
+		{"prev_revision=abc", `parsing field "prev_revision": "abc" is not a number`},
+		{"prev_revision=99999999999999999999", `parsing field "prev_revision": "99999999999999999999" is out of range`},
+	}
+	for _, tc := range cases {
+		_, err := parseKVQuery(tc.raw, putParams)
+		assert.EqualError(t, err, tc.want, "key route ?%s", tc.raw)
+		assert.EqualError(t, gatewayQuery(tc.raw, &kvv1.PutRequest{}, "value", "key"), tc.want, "grpc-gateway ?%s", tc.raw)
+	}
+	assert.EqualError(t, gatewayQuery("limit=ten", &kvv1.ListRequest{}), `parsing field "limit": "ten" is not a number`)
 }

@@ -1,12 +1,16 @@
 package gateway
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -33,12 +37,37 @@ const (
 )
 
 // metricsHandler serves the Prometheus text (or OpenMetrics) format of
-// everything gathered by g.
+// everything gathered by g. A collector that fails is logged as an error;
+// a scraper that goes away before the answer is written is not.
 func metricsHandler(g prometheus.Gatherer, lg *slog.Logger) http.Handler {
 	return promhttp.HandlerFor(g, promhttp.HandlerOpts{
-		ErrorLog:      slog.NewLogLogger(lg.Handler(), slog.LevelError),
+		ErrorLog:      scrapeLog{lg: lg},
 		ErrorHandling: promhttp.ContinueOnError,
 	})
+}
+
+// scrapeLog is promhttp's error log: an error of the connection to the
+// scraper (it closed early, or timed out) is logged at debug, anything
+// else (a collector that failed) at error.
+type scrapeLog struct{ lg *slog.Logger }
+
+// Println implements promhttp.Logger.
+func (l scrapeLog) Println(v ...any) {
+	level := slog.LevelError
+	for _, x := range v {
+		if err, ok := x.(error); ok && clientGone(err) {
+			level = slog.LevelDebug
+		}
+	}
+	l.lg.Log(context.Background(), level, "metrics scrape: "+strings.TrimSuffix(fmt.Sprintln(v...), "\n"))
+}
+
+// clientGone reports whether err is the failure of writing to a client
+// that closed the connection or stopped reading.
+func clientGone(err error) bool {
+	var ne net.Error
+	return errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, net.ErrClosed) ||
+		errors.Is(err, http.ErrHandlerTimeout) || errors.Is(err, context.Canceled) || errors.As(err, &ne) && ne.Timeout()
 }
 
 // dashboardHandler serves the Grafana dashboard JSON.

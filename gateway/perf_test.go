@@ -1,14 +1,20 @@
 package gateway
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -164,4 +170,45 @@ func TestRouteOf(t *testing.T) {
 	assert.Equal(t, "unmatched", routeOf(req("/api/v1/secret/users/42", "/"), ctxRoute("")), "never the raw path")
 	assert.Equal(t, "other", httpMethod("BREW"))
 	assert.Equal(t, "PUT", httpMethod("PUT"))
+}
+
+// brokenPipe is a ResponseWriter whose client has gone: every Write fails
+// as a write to a closed connection does.
+type brokenPipe struct{ header http.Header }
+
+func (b *brokenPipe) Header() http.Header { return b.header }
+func (b *brokenPipe) WriteHeader(int)     {}
+func (b *brokenPipe) Write([]byte) (int, error) {
+	return 0, &net.OpError{Op: "write", Net: "tcp", Err: os.NewSyscallError("write", syscall.EPIPE)}
+}
+
+// failingCollector is a collector whose Collect always fails.
+type failingCollector struct{ desc *prometheus.Desc }
+
+func (f failingCollector) Describe(ch chan<- *prometheus.Desc) { ch <- f.desc }
+func (f failingCollector) Collect(ch chan<- prometheus.Metric) {
+	ch <- prometheus.NewInvalidMetric(f.desc, errors.New("disk stats unavailable"))
+}
+
+// TestMetricsScrapeLogs checks that a scraper that closes the connection
+// early is logged at debug, while a collector that fails is an error.
+func TestMetricsScrapeLogs(t *testing.T) {
+	t.Parallel()
+	var logs bytes.Buffer
+	lg := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	reg := prometheus.NewRegistry()
+	c := prometheus.NewCounter(prometheus.CounterOpts{Name: "cave_test_total", Help: "a test counter"})
+	require.NoError(t, reg.Register(c))
+	metricsHandler(reg, lg).ServeHTTP(&brokenPipe{header: http.Header{}}, httptest.NewRequest(http.MethodGet, "/api/v1/perf/metrics", nil))
+	assert.Contains(t, logs.String(), "level=DEBUG")
+	assert.Contains(t, logs.String(), "broken pipe")
+	assert.NotContains(t, logs.String(), "level=ERROR")
+
+	logs.Reset()
+	require.NoError(t, reg.Register(failingCollector{desc: prometheus.NewDesc("cave_test_broken", "a broken collector", nil, nil)}))
+	rec := httptest.NewRecorder()
+	metricsHandler(reg, lg).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/api/v1/perf/metrics", nil))
+	assert.Contains(t, logs.String(), "level=ERROR")
+	assert.Contains(t, logs.String(), "disk stats unavailable")
+	assert.Contains(t, rec.Body.String(), "cave_test_total", "the other metrics are still served")
 }

@@ -7,6 +7,7 @@
 package gateway
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -56,6 +57,14 @@ type Config struct {
 	// MaxValueBytes is the largest value accepted (--max-value-bytes).
 	// Default 1 MiB.
 	MaxValueBytes int
+	// HTTPReadTimeout is how long the HTTP port waits for a whole request,
+	// headers and body, before it closes the connection
+	// (--http-read-timeout). Default 30s; zero means no limit.
+	HTTPReadTimeout time.Duration
+	// HTTPWriteTimeout is how long the HTTP port gives a request from the
+	// end of its headers to the end of the answer, before it closes the
+	// connection (--http-write-timeout). Default 1m; zero means no limit.
+	HTTPWriteTimeout time.Duration
 	// Metrics registers the request metrics (cave_gateway_*) and
 	// cave_build_info. Required; give each node its own registry, never
 	// the global one.
@@ -91,7 +100,7 @@ type Config struct {
 
 // DefaultConfig returns a Config with the optional fields set.
 func DefaultConfig() Config {
-	return Config{MaxValueBytes: 1 << 20, Auth: AuthConfig{Failures: auth.DefaultLimiterConfig(), Now: time.Now}, Watch: DefaultWatchConfig()}
+	return Config{MaxValueBytes: 1 << 20, HTTPReadTimeout: 30 * time.Second, HTTPWriteTimeout: time.Minute, Auth: AuthConfig{Failures: auth.DefaultLimiterConfig(), Now: time.Now}, Watch: DefaultWatchConfig()}
 }
 
 // Validate reports every problem with c.
@@ -103,10 +112,26 @@ func (c Config) Validate() error {
 	if c.Metrics == nil || c.Gatherer == nil || c.Logs == nil {
 		errs = append(errs, errors.New("gateway: Metrics, Gatherer and Logs must be set"))
 	}
+	errs = append(errs, c.ValidateSettings(), c.Secrets.Validate(), c.Auth.Validate())
+	return errors.Join(errs...)
+}
+
+// ValidateSettings reports every problem with the settings an operator
+// chooses (--max-value-bytes, --http-*-timeout), without the
+// collaborators, so that a caller can check them before it builds those.
+// Validate includes it.
+func (c Config) ValidateSettings() error {
+	var errs []error
 	if c.MaxValueBytes < 1 || c.MaxValueBytes > 64<<20 {
 		errs = append(errs, fmt.Errorf("gateway: --max-value-bytes must be in [1, %d], got %d", 64<<20, c.MaxValueBytes))
 	}
-	errs = append(errs, c.Secrets.Validate(), c.Auth.Validate(), c.Watch.Validate())
+	if c.HTTPReadTimeout < 0 {
+		errs = append(errs, fmt.Errorf("gateway: --http-read-timeout must be >= 0 (0: no limit), got %s", c.HTTPReadTimeout))
+	}
+	if c.HTTPWriteTimeout < 0 {
+		errs = append(errs, fmt.Errorf("gateway: --http-write-timeout must be >= 0 (0: no limit), got %s", c.HTTPWriteTimeout))
+	}
+	errs = append(errs, c.Watch.Validate())
 	return errors.Join(errs...)
 }
 
@@ -177,7 +202,11 @@ func New(cfg Config) (*Server, error) {
 	healthpb.RegisterHealthServer(gs, hs)
 	reflection.Register(gs)
 
-	mux := newRESTMux()
+	allow, err := newAllowTable(apidocs.OpenAPI)
+	if err != nil {
+		return nil, err
+	}
+	mux := newRESTMux(allow)
 	ctx := context.Background()
 	if err := kvv1.RegisterKVHandlerClient(ctx, mux, kvv1.NewKVClient(local)); err != nil {
 		return nil, err
@@ -199,17 +228,17 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, grpc: gs, health: hs, authz: z, kv: kv}
 	root := http.NewServeMux()
-	root.HandleFunc("GET /api/v1/health", func(w http.ResponseWriter, _ *http.Request) {
+	handleGET(root, "/api/v1/health", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
-	root.HandleFunc("GET /api/v1/ready", s.ready)
+	handleGET(root, "/api/v1/ready", s.ready)
 	root.Handle("GET /api/v1/watch", newWatchHTTP(kv, local.intercept))
-	root.Handle("GET /api/v1/perf/metrics", metricsHandler(cfg.Gatherer, cfg.Logger))
-	root.HandleFunc("GET /api/v1/perf/logs", logsHandler(cfg.Logs))
-	root.HandleFunc("GET /api/v1/perf/dashboard", dashboardHandler)
-	root.HandleFunc("GET /api/v1/system/info", s.infoHandler)
-	root.HandleFunc("GET /api/v1/system/config", configHandler(cfg.Settings))
-	root.HandleFunc("GET /api/v1/openapi.json", func(w http.ResponseWriter, _ *http.Request) {
+	handleGET(root, "/api/v1/perf/metrics", metricsHandler(cfg.Gatherer, cfg.Logger).ServeHTTP)
+	handleGET(root, "/api/v1/perf/logs", logsHandler(cfg.Logs))
+	handleGET(root, "/api/v1/perf/dashboard", dashboardHandler)
+	handleGET(root, "/api/v1/system/info", s.infoHandler)
+	handleGET(root, "/api/v1/system/config", configHandler(cfg.Settings))
+	handleGET(root, "/api/v1/openapi.json", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(apidocs.OpenAPI)
 	})
@@ -217,7 +246,9 @@ func New(cfg Config) (*Server, error) {
 	root.Handle("/", adaptREST(mux))
 	s.http = &http.Server{
 		Handler:           met.instrument(z.httpMiddleware(withoutPathCleaning(root, newKVHTTP(kv, local.intercept, cfg.MaxValueBytes, adaptREST(mux))))),
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: min(10*time.Second, cmp.Or(cfg.HTTPReadTimeout, 10*time.Second)),
+		ReadTimeout:       cfg.HTTPReadTimeout,
+		WriteTimeout:      cfg.HTTPWriteTimeout,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 	}
@@ -226,6 +257,13 @@ func New(cfg Config) (*Server, error) {
 		s.http.TLSConfig.NextProtos = []string{"h2", "http/1.1"}
 	}
 	return s, nil
+}
+
+// handleGET registers h on mux for GET and HEAD of path, and a 405 that
+// names them for every other method.
+func handleGET(mux *http.ServeMux, path string, h http.HandlerFunc) {
+	mux.Handle("GET "+path, h)
+	mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) { methodNotAllowed(w, r, "GET, HEAD") })
 }
 
 // withoutPathCleaning sends /api/v1/kv paths straight to kv: http.ServeMux

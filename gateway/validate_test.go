@@ -3,6 +3,9 @@ package gateway
 import (
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
 )
 
 func TestValidateKey(t *testing.T) {
@@ -40,4 +43,17 @@ func TestValidateKey(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestConfigTimeouts checks that negative HTTP timeouts are refused by
+// their flag names and that zero (no limit) is accepted.
+func TestConfigTimeouts(t *testing.T) {
+	t.Parallel()
+	c := DefaultConfig()
+	c.HTTPReadTimeout, c.HTTPWriteTimeout = -time.Second, -time.Minute
+	err := c.Validate()
+	assert.ErrorContains(t, err, "gateway: --http-read-timeout must be >= 0 (0: no limit), got -1s")
+	assert.ErrorContains(t, err, "gateway: --http-write-timeout must be >= 0 (0: no limit), got -1m0s")
+	c.HTTPReadTimeout, c.HTTPWriteTimeout = 0, 0
+	assert.NotContains(t, c.Validate().Error(), "timeout")
 }

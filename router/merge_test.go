@@ -1,6 +1,7 @@
 package router
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"testing"
@@ -46,18 +47,33 @@ func TestMergePages(t *testing.T) {
 
 func TestPageToken(t *testing.T) {
 	t.Parallel()
-	for _, k := range []string{"a", "users/42/name", "ключ/值"} {
-		got, err := decodeToken(encodeToken(k))
-		if err != nil || got != k {
-			t.Fatalf("round trip of %q: got %q, %v", k, got, err)
+	for _, tc := range []struct{ prefix, key string }{{"", "a"}, {"users/", "users/42/name"}, {"ключ", "ключ/值"}} {
+		got, err := decodeToken(tc.prefix, encodeToken(tc.prefix, tc.key))
+		if err != nil || got != tc.key {
+			t.Fatalf("round trip of %q under %q: got %q, %v", tc.key, tc.prefix, got, err)
 		}
 	}
-	if got, err := decodeToken(""); err != nil || got != "" {
+	if got, err := decodeToken("p/", ""); err != nil || got != "" {
 		t.Fatalf("empty token: %q, %v", got, err)
 	}
-	for _, bad := range []string{"!!!", "a b"} {
-		if _, err := decodeToken(bad); !errors.Is(err, ErrBadPageToken) {
-			t.Fatalf("decodeToken(%q) = %v, want ErrBadPageToken", bad, err)
+	good := encodeToken("users/", "users/42")
+	flipped := []byte(good)
+	flipped[3] ^= 1
+	bad := []struct{ name, prefix, tok string }{
+		{"not base64", "", "!!!"},
+		{"space", "", "a b"},
+		// Valid base64 of a key after any prefix: the old form of a token,
+		// which once read as the end of the list (200, empty page).
+		{"bare key", "", base64.RawURLEncoding.EncodeToString([]byte("zzzz"))},
+		{"bare key with prefix", "users/", base64.RawURLEncoding.EncodeToString([]byte("users/zz"))},
+		{"another prefix's token", "items/", good},
+		{"altered", "users/", string(flipped)},
+		{"truncated", "users/", good[:len(good)-2]},
+		{"version only", "", base64.RawURLEncoding.EncodeToString([]byte{tokenVersion})},
+	}
+	for _, tc := range bad {
+		if _, err := decodeToken(tc.prefix, tc.tok); !errors.Is(err, ErrBadPageToken) {
+			t.Errorf("%s: decodeToken(%q, %q) = %v, want ErrBadPageToken", tc.name, tc.prefix, tc.tok, err)
 		}
 	}
 }

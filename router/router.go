@@ -6,9 +6,12 @@ package router
 import (
 	"context"
 	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -74,6 +77,15 @@ func (c Config) Validate() error {
 	if c.Metrics == nil {
 		errs = append(errs, errors.New("router: Metrics must be set"))
 	}
+	return errors.Join(append(errs, c.ValidateSettings())...)
+}
+
+// ValidateSettings reports every problem with the settings of c, the
+// fields other than the collaborators (Backend, Forwarder, Logger,
+// Metrics), so that a caller can check them before it builds those.
+// Validate includes it.
+func (c Config) ValidateSettings() error {
+	var errs []error
 	if c.Attempts < 1 {
 		errs = append(errs, fmt.Errorf("router: Attempts must be >= 1, got %d", c.Attempts))
 	}
@@ -284,6 +296,9 @@ func (r *Router) remoteLeader(id ring.ShardID, stale bool) (node.Host, bool) {
 	return r.be.LeaderHost(id)
 }
 
+// ListLimit returns the largest page List returns (Config.MaxListLimit).
+func (r *Router) ListLimit() int { return r.cfg.MaxListLimit }
+
 // ListItem is one key of a List page.
 type ListItem struct {
 	Key         string
@@ -299,7 +314,7 @@ func (r *Router) List(ctx context.Context, prefix, pageToken string, limit int, 
 	if limit <= 0 || limit > r.cfg.MaxListLimit {
 		limit = r.cfg.MaxListLimit
 	}
-	after, err := decodeToken(pageToken)
+	after, err := decodeToken(prefix, pageToken)
 	if err != nil {
 		return nil, "", err
 	}
@@ -334,7 +349,7 @@ func (r *Router) List(ctx context.Context, prefix, pageToken string, limit int, 
 	merged, truncated := mergePages(pages, limit)
 	next := ""
 	if (more || truncated) && len(merged) > 0 {
-		next = encodeToken(merged[len(merged)-1].Key)
+		next = encodeToken(prefix, merged[len(merged)-1].Key)
 	}
 	return merged, next, nil
 }
@@ -395,17 +410,45 @@ func mergePages(pages [][]ListItem, limit int) ([]ListItem, bool) {
 	return out, false
 }
 
-// Page tokens are the last key of the previous page, base64url encoded;
-// clients treat them as opaque.
-func encodeToken(key string) string { return base64.RawURLEncoding.EncodeToString([]byte(key)) }
+// tokenVersion is the first byte of every page token.
+const tokenVersion = 1
 
-func decodeToken(tok string) (string, error) {
+// encodeToken returns the page token that resumes a List of prefix after
+// key, the last key of the page: base64url of tokenVersion, key and a
+// CRC-32C of prefix and key, so that a token that is not one List gave
+// for this prefix is refused rather than read as a position. Clients treat
+// tokens as opaque.
+func encodeToken(prefix, key string) string {
+	b := make([]byte, 0, 1+len(key)+4)
+	b = append(append(b, tokenVersion), key...)
+	b = binary.BigEndian.AppendUint32(b, tokenSum(prefix, key))
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// decodeToken returns the key a List of prefix resumes after, "" for the
+// empty token (the first page). A token that encodeToken did not make for
+// prefix, whatever its form, is ErrBadPageToken.
+func decodeToken(prefix, tok string) (string, error) {
 	if tok == "" {
 		return "", nil
 	}
 	b, err := base64.RawURLEncoding.DecodeString(tok)
-	if err != nil || len(b) == 0 {
+	if err != nil || len(b) < 1+1+4 || b[0] != tokenVersion {
 		return "", ErrBadPageToken
 	}
-	return string(b), nil
+	key, sum := string(b[1:len(b)-4]), binary.BigEndian.Uint32(b[len(b)-4:])
+	if sum != tokenSum(prefix, key) || !strings.HasPrefix(key, prefix) {
+		return "", ErrBadPageToken
+	}
+	return key, nil
+}
+
+// tokenSum is the checksum of a page token: CRC-32C of prefix, a zero
+// byte and key.
+func tokenSum(prefix, key string) uint32 {
+	h := crc32.New(crc32.MakeTable(crc32.Castagnoli))
+	_, _ = h.Write([]byte(prefix))
+	_, _ = h.Write([]byte{0})
+	_, _ = h.Write([]byte(key))
+	return h.Sum32()
 }

@@ -58,9 +58,11 @@ func DefaultConfig() Config {
 }
 
 // Validate checks what New needs beyond the layers' own Validate, which
-// New calls as it builds each layer.
+// New calls as it builds each layer, and the settings of the router and
+// the gateway (their ValidateSettings), which New checks together with
+// the node's config before anything is written to the data dir.
 func (c Config) Validate() error {
-	var errs []error
+	errs := []error{c.Router.ValidateSettings(), c.Gateway.ValidateSettings()}
 	if c.HTTPListener == nil || c.GRPCListener == nil {
 		errs = append(errs, errors.New("server: HTTPListener and GRPCListener must be set"))
 	}
@@ -107,22 +109,24 @@ type Server struct {
 
 // New builds the layers bottom up and starts serving on the listeners. It
 // returns once the node runs and the APIs accept requests; the node may not
-// be ready yet (see node.Node.Ready). On error it closes what it started,
-// the listeners included, and returns the first layer's error.
+// be ready yet (see node.Node.Ready). Every setting of every layer is
+// validated first, all problems reported at once, so a refused config
+// leaves the data dir untouched. On error it closes what it started, the
+// listeners included, and returns the first layer's error.
 func New(cfg Config) (*Server, error) {
-	if err := cfg.Validate(); err != nil {
-		closeListeners(cfg)
-		return nil, err
-	}
 	// The pool carries forwarded values: allow the largest the gateway
 	// accepts, with room for the envelope of a secret.
 	peers := peer.New(peer.TransportCredentials(cfg.TLS),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(cfg.Gateway.MaxValueBytes+64<<10)))
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(max(cfg.Gateway.MaxValueBytes, 0)+64<<10)))
 	pc := peer.NewClient(peers)
 
 	ncfg := cfg.Node
 	ncfg.Peers, ncfg.Logger, ncfg.Metrics = pc, cfg.Logger, cfg.Registry
 	ncfg.MetaNamespaces = gateway.MetaNamespaces()
+	if err := errors.Join(cfg.Validate(), ncfg.Validate()); err != nil {
+		closeListeners(cfg)
+		return nil, errors.Join(err, peers.Close())
+	}
 	nd, err := node.New(ncfg)
 	if err != nil {
 		closeListeners(cfg)

@@ -40,19 +40,26 @@ const (
 // directory of mode 0700, and the key-encryption key for --kek-file. It
 // never overwrites a file.
 func certsCommand() *cli.Command {
-	dir := &cli.StringFlag{Name: "dir", Usage: "directory holding ca.crt and ca.key, where new files are written", Required: true}
+	dir := func(usage string) *cli.StringFlag {
+		return &cli.StringFlag{Name: "dir", Usage: usage, Required: true}
+	}
+	caDir := dir("`DIR` of the CAs (made by: cave certs init), where the new files are written")
 	validity := func(def time.Duration) *cli.DurationFlag {
 		return &cli.DurationFlag{Name: "validity", Value: def, Usage: "how long the certificate is valid"}
 	}
 	return &cli.Command{
 		Name:  "certs",
-		Usage: "create the cluster CA, node and client certificates (ECDSA P-256) and the key-encryption key",
+		Usage: "create the CAs, node and client certificates (ECDSA P-256) and the key-encryption key",
+		Description: "init creates two CAs in DIR: the cluster CA (ca.crt, ca.key), which signs client certificates and the node CA,\n" +
+			"and the node CA (nodes-ca.crt, nodes-ca.key), which signs node certificates only. Every node trusts the\n" +
+			"cluster CA (--tls-ca DIR/ca.crt); the Raft port admits node certificates only. node and client sign with\n" +
+			"the CAs in DIR; kek makes the key-encryption key of secret values, which no CA is involved in.",
 		Subcommands: []*cli.Command{
 			{
 				Name:      "init",
-				Usage:     "create the cluster CA: DIR/ca.crt and DIR/ca.key",
+				Usage:     "create the cluster CA (DIR/ca.crt, DIR/ca.key; signs client certificates) and the node CA it signs (DIR/nodes-ca.crt, DIR/nodes-ca.key; signs node certificates)",
 				ArgsUsage: " ",
-				Flags: []cli.Flag{dir, validity(defaultCAValidity),
+				Flags: []cli.Flag{dir("`DIR` to create the CAs in (made with mode 0700)"), validity(defaultCAValidity),
 					&cli.StringFlag{Name: "name", Value: "cave-ca", Usage: "common name of the CA"}},
 				Action: func(c *cli.Context) error {
 					return certsInit(c.App.Writer, c.String("dir"), c.String("name"), c.Duration("validity"), time.Now())
@@ -60,9 +67,9 @@ func certsCommand() *cli.Command {
 			},
 			{
 				Name:      "node",
-				Usage:     "create a node certificate DIR/NAME.crt and DIR/NAME.key, signed by DIR/ca.*; pass it as --tls-cert and --tls-key",
+				Usage:     "create a node certificate DIR/NAME.crt and DIR/NAME.key, signed by the node CA DIR/nodes-ca.*; pass it as --tls-cert and --tls-key",
 				ArgsUsage: " ",
-				Flags: []cli.Flag{dir, validity(defaultLeafValidity),
+				Flags: []cli.Flag{caDir, validity(defaultLeafValidity),
 					&cli.StringFlag{Name: "name", Usage: "the node's name (its --node-name); the certificate's common name", Required: true},
 					&cli.StringSliceFlag{Name: "hosts", Usage: "every DNS name and IP address peers and clients dial this node at, comma-separated (the hosts of --advertise-host or of the listen addresses)", Required: true}},
 				Action: func(c *cli.Context) error {
@@ -72,9 +79,9 @@ func certsCommand() *cli.Command {
 			},
 			{
 				Name:      "client",
-				Usage:     "create a client certificate DIR/NAME.crt and DIR/NAME.key, signed by DIR/ca.*; the access policy knows the client as NAME",
+				Usage:     "create a client certificate DIR/NAME.crt and DIR/NAME.key, signed by the cluster CA DIR/ca.*; the access policy knows the client as NAME",
 				ArgsUsage: " ",
-				Flags: []cli.Flag{dir, validity(defaultLeafValidity),
+				Flags: []cli.Flag{caDir, validity(defaultLeafValidity),
 					&cli.StringFlag{Name: "name", Usage: "the user name; the certificate's common name", Required: true}},
 				Action: func(c *cli.Context) error {
 					return certsIssue(c.App.Writer, c.String("dir"), pki.Request{Kind: pki.KindClient, CommonName: c.String("name"),
@@ -85,7 +92,7 @@ func certsCommand() *cli.Command {
 				Name:      "kek",
 				Usage:     "create a random key-encryption key DIR/kek.hex for --kek-file (every node of a cluster needs the same one)",
 				ArgsUsage: " ",
-				Flags:     []cli.Flag{dir},
+				Flags:     []cli.Flag{dir("`DIR` to write kek.hex in (created with mode 0700 if missing; needs no CA)")},
 				Action: func(c *cli.Context) error {
 					return certsKEK(c.App.Writer, c.String("dir"))
 				},

@@ -177,3 +177,41 @@ func TestCertsKEK(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, before, after, "the key must not change")
 }
+
+// TestCertsHelp checks that the help of `cave certs` says which CA signs
+// what, and that each subcommand describes its own --dir.
+func TestCertsHelp(t *testing.T) {
+	help := func(args ...string) string {
+		t.Helper()
+		out, err := runCerts(t, append(args, "--help")...)
+		require.NoError(t, err)
+		return out
+	}
+	top := help()
+	for _, want := range []string{"signed by the node CA DIR/nodes-ca.*", "signed by the cluster CA DIR/ca.*",
+		"the node CA (nodes-ca.crt, nodes-ca.key), which signs node certificates only"} {
+		assert.Contains(t, top, want)
+	}
+	assert.Contains(t, help("kek"), "--dir DIR   DIR to write kek.hex in (created with mode 0700 if missing; needs no CA)")
+	assert.NotContains(t, help("kek"), "ca.crt")
+	assert.Contains(t, help("init"), "--dir DIR")
+	assert.Contains(t, help("init"), "DIR to create the CAs in")
+	for _, cmd := range []string{"node", "client"} {
+		assert.Contains(t, help(cmd), "DIR of the CAs (made by: cave certs init)", cmd)
+	}
+}
+
+// TestGitignoreCoversRecipes checks that what the README's recipes create
+// in the repository root (certs with --dir certs, data dirs under data/)
+// is ignored by git.
+func TestGitignoreCoversRecipes(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	require.NoError(t, err)
+	ignore, err := os.ReadFile(filepath.Join("..", "..", ".gitignore"))
+	require.NoError(t, err)
+	lines := strings.Split(string(ignore), "\n")
+	for recipe, pattern := range map[string]string{"--dir certs": "/certs/", "--data-dir data/": "/data/"} {
+		require.Contains(t, string(readme), recipe, "the README no longer uses %s", recipe)
+		assert.Contains(t, lines, pattern, ".gitignore does not ignore what %s creates", recipe)
+	}
+}

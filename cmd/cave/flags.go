@@ -3,11 +3,15 @@ package main
 import (
 	"flag"
 	"fmt"
+	"maps"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"gopkg.in/yaml.v3"
 
 	"github.com/urfave/cli/v2"
 	"github.com/urfave/cli/v2/altsrc"
@@ -18,20 +22,23 @@ import (
 // settings is the parsed command line: every flag, after applying
 // precedence flag > CAVE_* env > --config YAML file > default.
 type settings struct {
-	Mode            string
-	NodeName        string
-	DataDir         string
-	HTTPAddr        string
-	GRPCAddr        string
-	RaftAddr        string
-	GossipAddr      string
-	AdvertiseHost   string
-	Bootstrap       bool
-	Join            []string
-	Shards          int
-	Replicas        int
-	MaxValueBytes   int
-	DeadNodeTimeout time.Duration
+	Mode          string
+	NodeName      string
+	DataDir       string
+	HTTPAddr      string
+	GRPCAddr      string
+	RaftAddr      string
+	GossipAddr    string
+	AdvertiseHost string
+	Bootstrap     bool
+	Join          []string
+	Shards        int
+	Replicas      int
+	MaxValueBytes int
+	// HTTPReadTimeout and HTTPWriteTimeout bound a request on the HTTP
+	// port (--http-read-timeout, --http-write-timeout); 0 means no limit.
+	HTTPReadTimeout, HTTPWriteTimeout time.Duration
+	DeadNodeTimeout                   time.Duration
 	// RebalanceMaxMoves, RebalanceMovesPerNode and SnapshotBytesPerSec
 	// throttle replica moves (--rebalance-*, --snapshot-bytes-per-sec).
 	RebalanceMaxMoves, RebalanceMovesPerNode int
@@ -67,6 +74,9 @@ func serverFlags() []cli.Flag {
 	num := func(name string, value int, usage string) cli.Flag {
 		return altsrc.NewIntFlag(&cli.IntFlag{Name: name, Value: value, Usage: usage, EnvVars: env(name)})
 	}
+	dur := func(name string, value time.Duration, usage string) cli.Flag {
+		return altsrc.NewDurationFlag(&cli.DurationFlag{Name: name, Value: value, Usage: usage, EnvVars: env(name)})
+	}
 	flag := func(name, usage string) cli.Flag {
 		return altsrc.NewBoolFlag(&cli.BoolFlag{Name: name, Usage: usage, EnvVars: env(name)})
 	}
@@ -85,7 +95,9 @@ func serverFlags() []cli.Flag {
 		num("shards", 4, "number of data shards created at bootstrap"),
 		num("replicas", 3, "replication factor of data shards (capped by the number of nodes)"),
 		num("max-value-bytes", 1<<20, "largest value accepted, in bytes (for secret=true, of the plaintext; the stored envelope is 37 bytes longer)"),
-		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "dead-node-timeout", Value: 5 * time.Minute, Usage: "how long a node may be gone before its replicas are re-created elsewhere", EnvVars: env("dead-node-timeout")}),
+		dur("http-read-timeout", 30*time.Second, "how long the HTTP port waits for a whole request, headers and body, before closing the connection (0: no limit)"),
+		dur("http-write-timeout", time.Minute, "how long the HTTP port gives a request from the end of its headers to the end of the answer (0: no limit)"),
+		dur("dead-node-timeout", 5*time.Minute, "how long a node may be gone before its replicas are re-created elsewhere"),
 		num("rebalance-max-moves", 64, "most replica and leader moves the rebalancer starts at once, cluster-wide"),
 		num("rebalance-moves-per-node", 4, "most moves in flight that touch one node, as source or destination"),
 		altsrc.NewInt64Flag(&cli.Int64Flag{Name: "snapshot-bytes-per-sec", Value: 128 << 20, Usage: "cap on the rate a node streams a shard snapshot to a new replica, in bytes per second (0: no cap)", EnvVars: env("snapshot-bytes-per-sec")}),
@@ -134,6 +146,8 @@ func parseSettings(c *cli.Context) (settings, error) {
 		TLSKey:                c.String("tls-key"),
 		KEKFile:               c.String("kek-file"),
 		AuditLog:              c.String("audit-log"),
+		HTTPReadTimeout:       c.Duration("http-read-timeout"),
+		HTTPWriteTimeout:      c.Duration("http-write-timeout"),
 	}
 	s.Join = splitList(c.StringSlice("join"))
 	if s.NodeName == "" {
@@ -148,15 +162,23 @@ func parseSettings(c *cli.Context) (settings, error) {
 	}
 	switch s.Mode {
 	case "dev":
-		if s.tlsSet() {
+		switch {
+		case s.tlsSet():
 			return s, fmt.Errorf("--mode=dev runs without TLS; leave out --tls-ca, --tls-cert and --tls-key, or use --mode=prod")
+		case len(s.Join) > 0:
+			return s, fmt.Errorf("--mode=dev runs one node on its own and joins nothing; leave out --join, or use --mode=prod")
+		case c.IsSet("replicas") && s.Replicas != 1:
+			return s, fmt.Errorf("--mode=dev keeps one replica of each shard, got --replicas=%d; leave it out, or use --mode=prod", s.Replicas)
 		}
 		s.Bootstrap = true
 		s.Replicas = 1
 		s.Insecure = true
 	case "prod":
-		if !s.Bootstrap && len(s.Join) == 0 {
+		switch {
+		case !s.Bootstrap && len(s.Join) == 0:
 			return s, fmt.Errorf("--mode=prod needs --bootstrap (new cluster) or --join HOST:PORT (existing cluster); for a single development node use --mode=dev")
+		case s.Bootstrap && len(s.Join) > 0:
+			return s, fmt.Errorf("--bootstrap creates a new cluster and --join enters an existing one; give only one of them")
 		}
 		switch {
 		case s.Insecure && s.tlsSet():
@@ -235,6 +257,11 @@ func loadSettings(flags []cli.Flag) cli.BeforeFunc {
 				src[name] = sourceFlag
 			}
 		}
+		if path := c.String("config"); path != "" {
+			if err := checkConfigFile(path, flags); err != nil {
+				return err
+			}
+		}
 		if err := applyFile(c); err != nil {
 			return err
 		}
@@ -255,6 +282,33 @@ func loadSettings(flags []cli.Flag) cli.BeforeFunc {
 		c.App.Metadata[metaSources] = src
 		return nil
 	}
+}
+
+// checkConfigFile checks the --config file at path before it is applied:
+// it must exist and be a YAML mapping whose keys are all names of flags
+// (other than config). The error is one line that names the file and,
+// for an unknown setting, the key.
+func checkConfigFile(path string, flags []cli.Flag) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("--config: %w", err)
+	}
+	var doc map[string]any
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		return fmt.Errorf("--config %s: not a YAML mapping of flag names to values: %s", path, strings.ReplaceAll(err.Error(), "\n", "; "))
+	}
+	known := map[string]bool{}
+	for _, f := range flags {
+		known[f.Names()[0]] = true
+	}
+	delete(known, "config")
+	keys := slices.Sorted(maps.Keys(doc))
+	for _, k := range keys {
+		if !known[k] {
+			return fmt.Errorf("--config %s: unknown setting %q (the keys are flag names without --, see cave --help)", path, k)
+		}
+	}
+	return nil
 }
 
 // currentValue returns flag name's value in c as text.

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -35,7 +36,7 @@ func parseArgs(t *testing.T, args ...string) (settings, error) {
 // every kind of flag.
 func TestPrecedence(t *testing.T) {
 	cfg := filepath.Join(t.TempDir(), "cave.yaml")
-	if err := os.WriteFile(cfg, []byte("mode: dev\nshards: 7\nreplicas: 5\nhttp-addr: 127.0.0.1:1001\ngrpc-addr: 127.0.0.1:1002\ndead-node-timeout: 9s\n"), 0o600); err != nil {
+	if err := os.WriteFile(cfg, []byte("mode: dev\nshards: 7\nhttp-addr: 127.0.0.1:1001\ngrpc-addr: 127.0.0.1:1002\ndead-node-timeout: 9s\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	t.Setenv("CAVE_SHARDS", "6")
@@ -74,6 +75,9 @@ func TestBadSettings(t *testing.T) {
 		{[]string{"--mode", "staging"}, "--mode must be dev or prod"},
 		{[]string{"--mode", "dev", "--http-addr", "nonsense"}, "--http-addr must be HOST:PORT"},
 		{[]string{"--mode", "dev", "--log-format", "xml"}, "--log-format must be text or json"},
+		{[]string{"--mode", "prod", "--insecure", "--bootstrap", "--join", "a:1"}, "--bootstrap creates a new cluster and --join enters an existing one; give only one of them"},
+		{[]string{"--mode", "dev", "--join", "a:1"}, "--mode=dev runs one node on its own and joins nothing"},
+		{[]string{"--mode", "dev", "--replicas", "3"}, "--mode=dev keeps one replica of each shard, got --replicas=3"},
 	}
 	for _, tc := range cases {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
@@ -122,7 +126,7 @@ func parseEntries(t *testing.T, args ...string) map[string]gateway.ConfigEntry {
 // variable and one whose env variable overrides the file.
 func TestConfigSources(t *testing.T) {
 	cfg := filepath.Join(t.TempDir(), "cave.yaml")
-	if err := os.WriteFile(cfg, []byte("mode: prod\ninsecure: true\nbootstrap: true\nshards: 7\ngrpc-addr: 127.0.0.1:1002\ndead-node-timeout: 9s\n"), 0o600); err != nil {
+	if err := os.WriteFile(cfg, []byte("mode: prod\ninsecure: true\nshards: 7\ngrpc-addr: 127.0.0.1:1002\ndead-node-timeout: 9s\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	t.Setenv("CAVE_SHARDS", "6")
@@ -161,7 +165,7 @@ func TestConfigSources(t *testing.T) {
 }
 
 func TestConfigSourcesDevMode(t *testing.T) {
-	got := parseEntries(t, "--mode", "dev", "--replicas", "3")
+	got := parseEntries(t, "--mode", "dev")
 	assert.Equal(t, gateway.ConfigEntry{Name: "replicas", Value: "1", Source: sourceMode}, got["replicas"], "dev mode forces one replica")
 	assert.Equal(t, gateway.ConfigEntry{Name: "insecure", Value: "true", Source: sourceMode}, got["insecure"])
 	assert.Equal(t, gateway.ConfigEntry{Name: "mode", Value: "dev", Source: sourceFlag}, got["mode"])
@@ -182,4 +186,74 @@ func TestTLSSettings(t *testing.T) {
 	assert.Equal(t, "/env/n1.crt", s.TLSCert)
 	assert.Equal(t, "/file/n1.key", s.TLSKey)
 	assert.False(t, s.Insecure)
+}
+
+// TestHTTPTimeouts checks the defaults of the HTTP timeouts and that the
+// flags and their variables set them.
+func TestHTTPTimeouts(t *testing.T) {
+	s, err := parseArgs(t, "--mode", "dev")
+	require.NoError(t, err)
+	assert.Equal(t, 30*time.Second, s.HTTPReadTimeout)
+	assert.Equal(t, time.Minute, s.HTTPWriteTimeout)
+	t.Setenv("CAVE_HTTP_WRITE_TIMEOUT", "0")
+	s, err = parseArgs(t, "--mode", "dev", "--http-read-timeout", "5s")
+	require.NoError(t, err)
+	assert.Equal(t, 5*time.Second, s.HTTPReadTimeout)
+	assert.Equal(t, time.Duration(0), s.HTTPWriteTimeout)
+}
+
+// TestDevModeReplicasOne checks that dev mode accepts --replicas=1, the
+// value it keeps anyway.
+func TestDevModeReplicasOne(t *testing.T) {
+	s, err := parseArgs(t, "--mode", "dev", "--replicas", "1")
+	require.NoError(t, err)
+	assert.Equal(t, 1, s.Replicas)
+}
+
+// TestConfigFileErrors checks that a --config file that is missing, not
+// YAML or has a key that is not a flag is refused in one line that names
+// the file and the key.
+func TestConfigFileErrors(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, text string) string {
+		p := filepath.Join(dir, name)
+		require.NoError(t, os.WriteFile(p, []byte(text), 0o600))
+		return p
+	}
+	missing := filepath.Join(dir, "missing.yaml")
+	unknown := write("unknown.yaml", "mode: dev\nshardz: 3\n")
+	nested := write("config.yaml", "config: other.yaml\n")
+	broken := write("broken.yaml", "mode: [dev\n")
+	cases := []struct{ path, want string }{
+		{missing, "--config: open " + missing + ": no such file or directory"},
+		{unknown, "--config " + unknown + `: unknown setting "shardz" (the keys are flag names without --, see cave --help)`},
+		{nested, "--config " + nested + `: unknown setting "config"`},
+		{broken, "--config " + broken + ": not a YAML mapping of flag names to values: "},
+	}
+	for _, tc := range cases {
+		_, err := parseArgs(t, "--config", tc.path)
+		require.Error(t, err, tc.path)
+		assert.Contains(t, err.Error(), tc.want)
+		assert.NotContains(t, err.Error(), "\n", "one line")
+	}
+}
+
+// TestBadFlagLeavesDataDirAlone starts cave with a setting that only a
+// layer above the node checks (--max-value-bytes, the gateway's; a
+// negative --http-read-timeout): the start fails naming the flag and the
+// data dir is not created.
+func TestBadFlagLeavesDataDirAlone(t *testing.T) {
+	dir := t.TempDir()
+	for _, bad := range [][]string{{"--max-value-bytes", "0"}, {"--http-read-timeout", "-1s"}} {
+		t.Run(bad[0], func(t *testing.T) {
+			data := filepath.Join(dir, "data"+bad[0])
+			err := newApp().Run(append([]string{"cave", "--mode", "dev", "--data-dir", data,
+				"--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0", "--raft-addr", "127.0.0.1:0", "--gossip-addr", "127.0.0.1:0",
+				"--log-level", "error"}, bad...))
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), bad[0])
+			_, statErr := os.Stat(data)
+			assert.ErrorIs(t, statErr, os.ErrNotExist, "a refused start created the data dir")
+		})
+	}
 }

@@ -151,6 +151,7 @@ func run(c *cli.Context) error {
 	gc := &cfg.Gateway
 	gc.MaxValueBytes = s.MaxValueBytes
 	gc.Watch.MaxWatchers, gc.Watch.MaxPerConnection = s.WatchMax, s.WatchMaxPerConnection
+	gc.HTTPReadTimeout, gc.HTTPWriteTimeout = s.HTTPReadTimeout, s.HTTPWriteTimeout
 	gc.Logs = logs
 	dataDir, err := filepath.Abs(s.DataDir)
 	if err != nil {

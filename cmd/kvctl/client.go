@@ -6,8 +6,11 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"os"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/urfave/cli/v2"
 	"google.golang.org/grpc"
@@ -63,9 +66,17 @@ func dial(c *cli.Context) (*client, error) {
 	if out != "table" && out != "json" {
 		return nil, usageError{fmt.Sprintf("-o must be table or json, got %q", out)}
 	}
+	if d := c.Duration("timeout"); d <= 0 {
+		return nil, fmt.Errorf("--timeout must be positive, got %s", d)
+	}
 	endpoints, err := splitList(c.String("endpoints"))
 	if err != nil {
 		return nil, fmt.Errorf("--endpoints: %w", err)
+	}
+	for _, e := range endpoints {
+		if err := checkHostPort(e); err != nil {
+			return nil, fmt.Errorf("--endpoints: %w", err)
+		}
 	}
 	opts, err := dialOptions(c)
 	if err != nil {
@@ -104,6 +115,17 @@ func splitList(s string) ([]string, error) {
 		return nil, errNoHostPort
 	}
 	return out, nil
+}
+
+// checkHostPort returns an error unless e is HOST:PORT with a host and a
+// port in [1, 65535].
+func checkHostPort(e string) error {
+	host, port, err := net.SplitHostPort(e)
+	n, perr := strconv.Atoi(port)
+	if err != nil || host == "" || perr != nil || n < 1 || n > 65535 {
+		return fmt.Errorf("%q is not HOST:PORT (a host and a port in [1, 65535])", e)
+	}
+	return nil
 }
 
 // dialOptions returns the gRPC options every kvctl connection uses: the
@@ -188,7 +210,7 @@ func (cl *client) kvClient(ctx context.Context) (*kvclient.Client, error) {
 	if cl.kv == nil {
 		kv, err := kvclient.New(ctx, cl.cfg)
 		if err != nil {
-			return nil, err
+			return nil, statusError(ctx, err)
 		}
 		cl.kv = kv
 	}
@@ -196,16 +218,45 @@ func (cl *client) kvClient(ctx context.Context) (*kvclient.Client, error) {
 }
 
 // statusError returns err, if any, as a message with the status code, as
-// the server sent it, noting --timeout when the deadline ran out.
+// the server sent it, noting --timeout when the deadline ran out. Errors
+// of the gRPC transport, not of cave, get cave's words: a request over
+// the node's message limit (a value over --max-value-bytes), a connection
+// that a TLS node closes on a plaintext client, and a host that does not
+// resolve.
 func statusError(ctx context.Context, err error) error {
 	if err == nil {
 		return nil
 	}
 	st := status.Convert(err)
-	if ctx.Err() != nil && st.Code() == codes.DeadlineExceeded {
-		return fmt.Errorf("%s: %s (--timeout)", st.Code(), st.Message())
+	msg := st.Message()
+	var got, limit int
+	switch {
+	case ctx.Err() != nil && st.Code() == codes.DeadlineExceeded:
+		msg += " (--timeout)"
+	case st.Code() == codes.ResourceExhausted && tooLarge(msg, &got, &limit):
+		msg = fmt.Sprintf("value is larger than the node's limit (--max-value-bytes): the request is %d bytes, the node takes requests of up to %d", got, limit)
+	case st.Code() == codes.Unavailable && strings.Contains(msg, "error reading server preface"):
+		msg += "; the node closed the connection before gRPC started: if it serves TLS, pass --cacert, --cert and --key"
+	case st.Code() == codes.Unavailable && (strings.Contains(msg, "produced zero addresses") || strings.Contains(msg, "no such host")):
+		msg += "; the host of an --endpoints entry has no address (DNS)"
 	}
-	return fmt.Errorf("%s: %s", st.Code(), st.Message())
+	return fmt.Errorf("%s: %s", st.Code(), msg)
+}
+
+// tooLarge reports whether msg is gRPC's refusal of a message over the
+// receiver's limit, and sets got and limit to its sizes.
+func tooLarge(msg string, got, limit *int) bool {
+	n, err := fmt.Sscanf(msg, "grpc: received message larger than max (%d vs. %d)", got, limit)
+	return err == nil && n == 2
+}
+
+// checkUTF8 refuses, as the server would, a key or prefix (what) that
+// is not valid UTF-8, which gRPC could not even encode.
+func checkUTF8(what, s string) error {
+	if !utf8.ValidString(s) {
+		return fmt.Errorf("%s: %s must be valid UTF-8", codes.InvalidArgument, what)
+	}
+	return nil
 }
 
 func (cl *client) close() {

@@ -81,6 +81,9 @@ func get(ctx context.Context, c *cli.Context, cl *client) error {
 	if err != nil {
 		return err
 	}
+	if err := checkUTF8("key", a[0]); err != nil {
+		return err
+	}
 	var opts []kvclient.GetOption
 	if c.Bool("secret") {
 		opts = append(opts, kvclient.Secret())
@@ -113,6 +116,9 @@ const maxStdinBytes = 64 << 20
 func put(ctx context.Context, c *cli.Context, cl *client) error {
 	a, err := args(c, 2, 2)
 	if err != nil {
+		return err
+	}
+	if err := checkUTF8("key", a[0]); err != nil {
 		return err
 	}
 	value := []byte(a[1])
@@ -153,6 +159,9 @@ func del(ctx context.Context, c *cli.Context, cl *client) error {
 	if err != nil {
 		return err
 	}
+	if err := checkUTF8("key", a[0]); err != nil {
+		return err
+	}
 	var opts []kvclient.DeleteOption
 	if c.IsSet("prev-revision") {
 		opts = append(opts, kvclient.PrevRevision(c.Int64("prev-revision")))
@@ -186,6 +195,9 @@ func list(ctx context.Context, c *cli.Context, cl *client) error {
 	prefix := ""
 	if len(a) == 1 {
 		prefix = a[0]
+	}
+	if err := checkUTF8("prefix", prefix); err != nil {
+		return err
 	}
 	kv, err := cl.kvClient(ctx)
 	if err != nil {

@@ -74,18 +74,19 @@ func env(name string) []string {
 }
 
 func newApp() *cli.App {
-	return &cli.App{
+	app := &cli.App{
 		Name:    "kvctl",
 		Usage:   "command-line client of a cave cluster",
 		Version: version,
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "endpoints", Value: "127.0.0.1:8741", Usage: "gRPC HOST:PORT of cluster nodes, comma-separated; tried in order", EnvVars: env("endpoints")},
-			&cli.StringFlag{Name: "cacert", Usage: "PEM file of the CA that signed the nodes' certificates; enables TLS", EnvVars: env("cacert")},
-			&cli.StringFlag{Name: "cert", Usage: "PEM file of the client certificate (`cave certs client`); enables TLS", EnvVars: env("cert")},
-			&cli.StringFlag{Name: "key", Usage: "PEM file of the client certificate's private key", EnvVars: env("key")},
-			&cli.StringFlag{Name: "token", Usage: "bearer token issued by the auth API, sent as authorization metadata", EnvVars: env("token")},
-			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "table", Usage: "output format: table or json", EnvVars: env("output")},
-			&cli.DurationFlag{Name: "timeout", Value: 10 * time.Second, Usage: "deadline of each command", EnvVars: env("timeout")},
+			// A word in backquotes is the placeholder --help shows for the value.
+			&cli.StringFlag{Name: "endpoints", Value: "127.0.0.1:8741", Usage: "gRPC `HOST:PORT` of cluster nodes, comma-separated; tried in order", EnvVars: env("endpoints")},
+			&cli.StringFlag{Name: "cacert", Usage: "PEM `FILE` of the CA that signed the nodes' certificates; enables TLS", EnvVars: env("cacert")},
+			&cli.StringFlag{Name: "cert", Usage: "PEM `FILE` of the client certificate (made by: cave certs client); enables TLS", EnvVars: env("cert")},
+			&cli.StringFlag{Name: "key", Usage: "PEM `FILE` of the client certificate's private key", EnvVars: env("key")},
+			&cli.StringFlag{Name: "token", Usage: "bearer `TOKEN` issued by the auth API, sent as authorization metadata; with TLS the gRPC port still needs a client certificate (--cert, --key)", EnvVars: env("token")},
+			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "table", Usage: "output `FORMAT`: table or json", EnvVars: env("output")},
+			&cli.DurationFlag{Name: "timeout", Value: 10 * time.Second, Usage: "deadline of each command, a positive `DURATION`", EnvVars: env("timeout")},
 		},
 		OnUsageError: asUsageError,
 		Commands: withUsageErrors(append([]*cli.Command{
@@ -141,4 +142,34 @@ func newApp() *cli.App {
 			},
 		}, adminCommands()...)),
 	}
+	refuseUnknownCommands(app.Commands)
+	app.Action = unknownCommand
+	return app
+}
+
+// refuseUnknownCommands makes every command of cmds that only groups
+// subcommands (secrets, auth, ...) refuse an unknown one as the app does.
+func refuseUnknownCommands(cmds []*cli.Command) {
+	for _, cmd := range cmds {
+		if len(cmd.Subcommands) > 0 {
+			if cmd.Action == nil {
+				cmd.Action = unknownCommand
+			}
+			refuseUnknownCommands(cmd.Subcommands)
+		}
+	}
+}
+
+// unknownCommand is the action of the app and of each group of
+// subcommands: without an argument it shows the help (exit status 0);
+// an argument that names no command is an error (exit status 1).
+func unknownCommand(c *cli.Context) error {
+	if !c.Args().Present() {
+		return cli.ShowSubcommandHelp(c)
+	}
+	name := c.App.Name
+	if c.Command != nil && c.Command.HelpName != "" {
+		name = c.Command.HelpName
+	}
+	return fmt.Errorf("unknown command %q; see %s --help", c.Args().First(), name)
 }

@@ -56,6 +56,7 @@ type settings struct {
 	deadNodeTimeout   time.Duration
 	reconcileInterval time.Duration
 	maxValueBytes     int
+	httpReadTimeout   time.Duration
 	logLevel          slog.Level
 	timeout           time.Duration
 	metaVoters        int
@@ -79,6 +80,7 @@ func defaultSettings() settings {
 		deadNodeTimeout:   nd.DeadNodeTimeout,
 		reconcileInterval: 200 * time.Millisecond,
 		maxValueBytes:     gw.MaxValueBytes,
+		httpReadTimeout:   gw.HTTPReadTimeout,
 		logLevel:          slog.LevelInfo,
 		timeout:           60 * time.Second,
 		watch:             gw.Watch,
@@ -117,6 +119,10 @@ func WithReconcileInterval(d time.Duration) Option {
 // WithMaxValueBytes sets the gateways' largest accepted value
 // (--max-value-bytes). Default: gateway.DefaultConfig's, 1 MiB.
 func WithMaxValueBytes(n int) Option { return func(s *settings) { s.maxValueBytes = n } }
+
+// WithHTTPReadTimeout sets how long the HTTP port waits for a whole
+// request (--http-read-timeout). Default: gateway.DefaultConfig's.
+func WithHTTPReadTimeout(d time.Duration) Option { return func(s *settings) { s.httpReadTimeout = d } }
 
 // WithLogLevel sets the level of the nodes' logs. Default slog.LevelInfo.
 func WithLogLevel(l slog.Level) Option { return func(s *settings) { s.logLevel = l } }
@@ -599,6 +605,7 @@ func (c *Cluster) start(m *member, httpLn, grpcLn net.Listener) error {
 	gc := &cfg.Gateway
 	gc.MaxValueBytes = c.set.maxValueBytes
 	gc.Watch = c.set.watch
+	gc.HTTPReadTimeout = c.set.httpReadTimeout
 	gc.Logs = logs
 	gc.System = gateway.SystemInfo{Version: "test", Commit: "test", BuildDate: "test", Mode: "test", Insecure: tlsSrc == nil, DataDir: m.dir}
 	if c.set.kek != nil {
