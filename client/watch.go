@@ -96,7 +96,8 @@ func Key() WatchOption { return watchOption(func(o *watchOptions) { o.key = true
 
 // FromToken starts the watch after the response whose ResumeToken is
 // token, instead of from now. The token must come from a watch of the same
-// key or prefix; another fails the watch with InvalidArgument.
+// key or prefix; another fails the watch with InvalidArgument. "" starts
+// from now, as without FromToken.
 func FromToken(token string) WatchOption {
 	return watchOption(func(o *watchOptions) { o.token = token })
 }
