@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/cavedb/cave/auth"
 	"github.com/cavedb/cave/gateway"
 	"github.com/cavedb/cave/internal/nodetest"
 )
@@ -281,4 +282,32 @@ func TestWatchOptionsAndErrors(t *testing.T) {
 	assert.NotErrorIs(t, bad.Err(), ErrCompacted)
 	dots := first(cl.Watch(ctx, "a/../b"))
 	assert.Equal(t, codes.InvalidArgument, status.Code(dots.Err()), "%v", dots.Err())
+}
+
+// TestWatchToken checks that a watch carries Config.Token: with it the
+// watch runs; without it the refusal ends the watch instead of being
+// retried.
+func TestWatchToken(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a node")
+	}
+	c := nodetest.NewCluster(t, 1, nodetest.WithShards(1), nodetest.WithACL())
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	cfg := DefaultConfig()
+	cfg.Endpoints = []string{c.GRPCAddr(0)}
+	cfg.Token = c.Token(0, auth.RootUser, time.Hour)
+	root, err := New(ctx, cfg)
+	require.NoError(t, err)
+	defer root.Close()
+	resp := <-root.Watch(ctx, "app/")
+	require.NoError(t, resp.Err())
+	assert.NotEmpty(t, resp.ResumeToken)
+
+	anon := newTestClient(t, c.GRPCAddr(0))
+	wc := anon.Watch(ctx, "app/")
+	resp = <-wc
+	assert.Equal(t, codes.Unauthenticated, status.Code(resp.Err()), "%v", resp.Err())
+	_, open := <-wc
+	assert.False(t, open)
 }
