@@ -18,7 +18,8 @@ import (
 
 // TestWatchMeasure measures, on a one-node cluster, the latency from a
 // write's acknowledgement to its event's arrival at 1 and at 1,000
-// watchers, and the write throughput with 1,000 watchers and with none.
+// watchers, and the write throughput with none and with 1,000 watchers,
+// of the written prefix and of another.
 // It is a measurement, not a check: it runs only with CAVE_WATCH_BENCH=1
 // and logs its numbers.
 func TestWatchMeasure(t *testing.T) {
@@ -37,12 +38,15 @@ func TestWatchMeasure(t *testing.T) {
 		p50, p99, samples, early := latency(t, cl, watchers, fmt.Sprintf("lat%d/", n), n)
 		t.Logf("event latency, %d watchers: p50 %s, p99 %s (%d samples, %d before the write's acknowledgement)", n, p50, p99, samples, early)
 	}
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	open := openWatchers(t, ctx, watchers, "tp1000/", many, nil)
-	t.Logf("write throughput, %d watchers: %.0f writes/s", many, throughput(t, cl, "tp1000/"))
-	cancel()
-	open.Wait()
+	// The watchers of the written prefix receive every write; those of
+	// another prefix none, which shows the cost of the watches alone.
+	for _, watched := range []string{"tp1000/", "idle/"} {
+		ctx, cancel := context.WithCancel(t.Context())
+		open := openWatchers(t, ctx, watchers, watched, many, nil)
+		t.Logf("write throughput, %d watchers of %s: %.0f writes/s", many, watched, throughput(t, cl, "tp1000/"))
+		cancel()
+		open.Wait()
+	}
 }
 
 // arrival is one event as a watcher received it.
