@@ -195,8 +195,12 @@ func (c *Client) watch(ctx context.Context, req *kvv1.WatchRequest, ch chan<- Wa
 // delivered any, and the error that ended the stream (io.EOF when the
 // server ended it without one).
 func (c *Client) stream(ctx context.Context, kv kvv1.KVClient, req *kvv1.WatchRequest, ch chan<- WatchResponse) (bool, error) {
-	sctx, cancel := context.WithCancel(ctx)
+	// The stream ends when ctx does, but without ctx's deadline: sent to
+	// the server, it would end the stream there first, and the error could
+	// come back before ctx reports its end.
+	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
+	defer context.AfterFunc(ctx, cancel)()
 	st, err := kv.Watch(sctx, req)
 	if err != nil {
 		return false, err
