@@ -311,3 +311,51 @@ func TestWatchToken(t *testing.T) {
 	_, open := <-wc
 	assert.False(t, open)
 }
+
+// TestWatchSlowReader lets a watch go unread while large writes pile up,
+// so that the node cuts it as a slow watcher (RESOURCE_EXHAUSTED): read
+// again, it resumes by itself and delivers every write exactly once.
+func TestWatchSlowReader(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a node")
+	}
+	wcfg := gateway.DefaultWatchConfig()
+	wcfg.BufferBatches = 1
+	c := nodetest.NewCluster(t, 1, nodetest.WithShards(1), nodetest.WithWatch(wcfg))
+	cl := newTestClient(t, c.GRPCAddr(0))
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	wc := cl.Watch(ctx, "s/")
+	require.NoError(t, (<-wc).Err())
+
+	const writes = 200
+	value := make([]byte, 256<<10)
+	want := map[int64]bool{}
+	for i := range writes {
+		rev, err := cl.Put(ctx, fmt.Sprintf("s/k%d", i%10), value)
+		require.NoError(t, err)
+		want[rev] = true
+	}
+	seen := map[int64]int{}
+	for len(seen) < writes {
+		select {
+		case resp := <-wc:
+			require.NoError(t, resp.Err())
+			for _, e := range resp.Events {
+				seen[e.ModRevision]++
+				assert.Equal(t, 1, seen[e.ModRevision], "revision %d delivered twice", e.ModRevision)
+				assert.True(t, want[e.ModRevision], "revision %d was not written", e.ModRevision)
+			}
+		case <-ctx.Done():
+			t.Fatalf("%d of %d writes delivered", len(seen), writes)
+		}
+	}
+	// The node notices the cut once its send, blocked by the unread
+	// stream, goes through.
+	nodetest.Eventually(t, 30*time.Second, "the node cut the watch as a slow watcher", func(context.Context) string {
+		if metric(t, c, 0, "cave_gateway_watch_slow_drops_total") < 1 {
+			return "no slow-watcher drop"
+		}
+		return ""
+	})
+}
