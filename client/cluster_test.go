@@ -42,22 +42,29 @@ func newTestClient(t *testing.T, endpoints ...string) *Client {
 func forwards(t *testing.T, c *nodetest.Cluster, op string) int {
 	t.Helper()
 	total := 0
-	want := `cave_router_forwards_total{op="` + op + `"} `
 	for _, i := range c.RunningNodes() {
-		resp, err := http.Get(c.HTTPURL(i) + "/api/v1/perf/metrics")
-		require.NoError(t, err)
-		sc := bufio.NewScanner(resp.Body)
-		for sc.Scan() {
-			if v, ok := strings.CutPrefix(sc.Text(), want); ok {
-				n, err := strconv.ParseFloat(v, 64)
-				require.NoError(t, err, sc.Text())
-				total += int(n)
-			}
-		}
-		require.NoError(t, sc.Err())
-		resp.Body.Close()
+		total += int(metric(t, c, i, `cave_router_forwards_total{op="`+op+`"}`))
 	}
 	return total
+}
+
+// metric returns the value of the series named series (with its labels,
+// as the exposition format writes them) on node i of c, 0 when absent.
+func metric(t *testing.T, c *nodetest.Cluster, i int, series string) float64 {
+	t.Helper()
+	resp, err := http.Get(c.HTTPURL(i) + "/api/v1/perf/metrics")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), series+" "); ok {
+			n, err := strconv.ParseFloat(v, 64)
+			require.NoError(t, err, sc.Text())
+			return n
+		}
+	}
+	require.NoError(t, sc.Err())
+	return 0
 }
 
 // leaders returns each data shard's leader by the cluster's own view

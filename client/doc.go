@@ -22,6 +22,17 @@
 // other UNAVAILABLE. Every attempt runs under the caller's ctx, and there
 // are at most Config.MaxAttempts of them.
 //
+// # Watch
+//
+// Watch streams the changes of a key or a prefix (cave.kv.v1.KV/Watch)
+// as a channel of batches, each with the resume token after it. A watch
+// goes to the known nodes in turn; when its stream breaks it starts
+// again on the next node, after a backoff, from the token of the last
+// batch it delivered, so no change is lost or repeated. It ends only
+// with its ctx, or with an error that a new stream would meet again:
+// ErrCompacted when the token is older than the shards' history, or the
+// server's refusal.
+//
 // # Errors
 //
 // Every error of a request, but ErrClosed, is an *Error carrying the gRPC

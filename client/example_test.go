@@ -87,3 +87,36 @@ func ExampleClient_ListAll() {
 		fmt.Println(it.Key, it.Size)
 	}
 }
+
+// ExampleClient_Watch keeps a cache of the keys under a prefix, resuming
+// after a restart of the program from the last token it saw. The client
+// resumes broken streams by itself; only a compacted token ends the loop.
+func ExampleClient_Watch() {
+	ctx := context.Background()
+	cfg := client.DefaultConfig()
+	cfg.Endpoints = []string{"127.0.0.1:8741"}
+	cl, err := client.New(ctx, cfg)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer cl.Close()
+
+	cache := map[string][]byte{}
+	token := "" // kept across runs of the program; "" starts from now
+	for resp := range cl.Watch(ctx, "app/", client.FromToken(token)) {
+		if err := resp.Err(); err != nil {
+			if errors.Is(err, client.ErrCompacted) {
+				log.Fatal("the token is too old: read app/ again and watch from now")
+			}
+			log.Fatal(err)
+		}
+		for _, e := range resp.Events {
+			if e.Type == client.EventDelete {
+				delete(cache, e.Key)
+			} else {
+				cache[e.Key] = e.Value
+			}
+		}
+		token = resp.ResumeToken
+	}
+}

@@ -7,6 +7,7 @@
 //	kvctl put --secret app/db-password - < password.txt
 //	kvctl get --secret app/db-password
 //	kvctl list app/
+//	kvctl watch app/
 //	kvctl -o json shards
 //	kvctl secrets rotate
 //	kvctl auth token issue --ttl 1h alice
@@ -120,6 +121,7 @@ func newApp() *cli.App {
 				},
 				Action: withClient(list),
 			},
+			watchCommand(),
 			{Name: "members", Usage: "list the cluster's nodes", Action: withClient(members)},
 			{Name: "shards", Usage: "list the shards, their replicas and leaders", Action: withClient(shards)},
 			{
