@@ -226,7 +226,7 @@ type collector struct {
 	leader, keys, bytes, members *prometheus.Desc
 
 	diskUsage, memtable, compactions, flushes, readAmp, walBytes, walWritten, tables,
-	cacheBytes, cacheHits, cacheMisses *prometheus.Desc
+	cacheBytes, cacheHits, cacheMisses, snapSent, snapReceived *prometheus.Desc
 }
 
 func newCollector(n *Node) *collector {
@@ -234,29 +234,31 @@ func newCollector(n *Node) *collector {
 		return prometheus.NewDesc(name, help, labels, nil)
 	}
 	return &collector{
-		n:           n,
-		leader:      d("cave_node_shard_leader", "1 if the local replica of the shard is its leader, else 0; one series per local replica.", "shard"),
-		keys:        d("cave_node_shard_keys", "Keys in each shard with a local replica, as of its last applied entry.", "shard"),
-		bytes:       d("cave_node_shard_size_bytes", "Sum of key and value lengths in each shard with a local replica.", "shard"),
-		members:     d("cave_node_members", "Cluster members known to gossip, by state (alive, failed, left).", "state"),
-		diskUsage:   d("cave_store_disk_usage_bytes", "Disk space used by the node's state store (Pebble), WAL and obsolete files included."),
-		memtable:    d("cave_store_memtable_bytes", "Size of the state store's memtables."),
-		compactions: d("cave_store_compactions_total", "Compactions run by the state store since it was opened."),
-		flushes:     d("cave_store_flushes_total", "Memtable flushes by the state store since it was opened."),
-		readAmp:     d("cave_store_read_amplification", "Read amplification of the state store: L0 sublevels plus non-empty levels."),
-		walBytes:    d("cave_store_wal_bytes", "Live data in the state store's write-ahead log."),
-		walWritten:  d("cave_store_wal_written_bytes_total", "Bytes written to the state store's write-ahead log since it was opened."),
-		tables:      d("cave_store_sstables", "Number of sstables in the state store."),
-		cacheBytes:  d("cave_store_block_cache_bytes", "Bytes in use by the state store's block cache."),
-		cacheHits:   d("cave_store_block_cache_hits_total", "Block cache hits of the state store."),
-		cacheMisses: d("cave_store_block_cache_misses_total", "Block cache misses of the state store."),
+		n:            n,
+		leader:       d("cave_node_shard_leader", "1 if the local replica of the shard is its leader, else 0; one series per local replica.", "shard"),
+		keys:         d("cave_node_shard_keys", "Keys in each shard with a local replica, as of its last applied entry.", "shard"),
+		bytes:        d("cave_node_shard_size_bytes", "Sum of key and value lengths in each shard with a local replica.", "shard"),
+		members:      d("cave_node_members", "Cluster members known to gossip, by state (alive, failed, left).", "state"),
+		diskUsage:    d("cave_store_disk_usage_bytes", "Disk space used by the node's state store (Pebble), WAL and obsolete files included."),
+		memtable:     d("cave_store_memtable_bytes", "Size of the state store's memtables."),
+		compactions:  d("cave_store_compactions_total", "Compactions run by the state store since it was opened."),
+		flushes:      d("cave_store_flushes_total", "Memtable flushes by the state store since it was opened."),
+		readAmp:      d("cave_store_read_amplification", "Read amplification of the state store: L0 sublevels plus non-empty levels."),
+		walBytes:     d("cave_store_wal_bytes", "Live data in the state store's write-ahead log."),
+		walWritten:   d("cave_store_wal_written_bytes_total", "Bytes written to the state store's write-ahead log since it was opened."),
+		tables:       d("cave_store_sstables", "Number of sstables in the state store."),
+		cacheBytes:   d("cave_store_block_cache_bytes", "Bytes in use by the state store's block cache."),
+		cacheHits:    d("cave_store_block_cache_hits_total", "Block cache hits of the state store."),
+		cacheMisses:  d("cave_store_block_cache_misses_total", "Block cache misses of the state store."),
+		snapSent:     d("cave_store_snapshot_sent_bytes_total", "Bytes of shard snapshots this node streamed to new or lagging replicas (replica moves), since it started."),
+		snapReceived: d("cave_store_snapshot_received_bytes_total", "Bytes of shard snapshots this node loaded from other replicas, since it started."),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.leader, c.keys, c.bytes, c.members, c.diskUsage, c.memtable, c.compactions,
-		c.flushes, c.readAmp, c.walBytes, c.walWritten, c.tables, c.cacheBytes, c.cacheHits, c.cacheMisses} {
+		c.flushes, c.readAmp, c.walBytes, c.walWritten, c.tables, c.cacheBytes, c.cacheHits, c.cacheMisses, c.snapSent, c.snapReceived} {
 		ch <- d
 	}
 }
@@ -306,6 +308,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(c.cacheBytes, float64(em.BlockCacheBytes))
 		counter(c.cacheHits, float64(em.BlockCacheHits))
 		counter(c.cacheMisses, float64(em.BlockCacheMisses))
+		counter(c.snapSent, float64(em.SnapshotSentBytes))
+		counter(c.snapReceived, float64(em.SnapshotReceivedBytes))
 	}
 }
 

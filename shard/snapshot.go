@@ -50,7 +50,7 @@ func (m *StateMachine) SaveSnapshot(state any, w io.Writer, done <-chan struct{}
 	}
 	defer m.store.release()
 	defer m.releaseSnapshot(st.snap)
-	err := m.saveSnapshot(st, throttle(w, m.store.snapshotBytesPerSecond, done), done)
+	err := m.saveSnapshot(st, &countingWriter{w: throttle(w, m.store.snapshotBytesPerSecond, done), n: &m.store.snapshotSent}, done)
 	if err != nil && !errors.Is(err, sm.ErrSnapshotStopped) {
 		return fmt.Errorf("shard %d: save snapshot at index %d: %w", m.id, st.m.applied, err)
 	}
@@ -133,7 +133,7 @@ func (m *StateMachine) RecoverFromSnapshot(r io.Reader, done <-chan struct{}) er
 	if wasWhole {
 		m.gen.Add(1) // odd: Lookup fails until the data is whole again
 	}
-	mt, changed, err := m.recoverSnapshot(r, done)
+	mt, changed, err := m.recoverSnapshot(&countingReader{r: r, n: &m.store.snapshotReceived}, done)
 	if err != nil {
 		if !changed && wasWhole {
 			m.gen.Add(1) // nothing was written: the old data is whole

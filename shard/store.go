@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2"
 	sm "github.com/lni/dragonboat/v4/statemachine"
@@ -28,7 +29,10 @@ type Store struct {
 	recoverBatchBytes int
 	// snapshotBytesPerSecond caps SaveSnapshot's stream; 0: no cap.
 	snapshotBytesPerSecond uint64
-	historyRevisions       uint64
+	// snapshotSent and snapshotReceived count the bytes of snapshot
+	// streams written by SaveSnapshot and read by RecoverFromSnapshot.
+	snapshotSent, snapshotReceived atomic.Uint64
+	historyRevisions               uint64
 
 	// changedMu guards changed, the channel of each shard that its next
 	// commit closes (Changed). Taken alone.
@@ -300,6 +304,10 @@ type EngineMetrics struct {
 	// BlockCacheBytes is the size of the block cache in use;
 	// BlockCacheHits and BlockCacheMisses count its lookups.
 	BlockCacheBytes, BlockCacheHits, BlockCacheMisses int64
+	// SnapshotSentBytes and SnapshotReceivedBytes count the bytes of shard
+	// snapshots streamed to new or lagging replicas elsewhere and loaded
+	// from them here, since the store was opened: the data moves carry.
+	SnapshotSentBytes, SnapshotReceivedBytes uint64
 }
 
 // Metrics returns the database's engine metrics, or ErrClosed. It is cheap
@@ -311,16 +319,18 @@ func (s *Store) Metrics() (EngineMetrics, error) {
 	defer s.release()
 	m := s.db.Metrics()
 	return EngineMetrics{
-		DiskUsageBytes:    m.DiskSpaceUsage(),
-		MemTableBytes:     m.MemTable.Size,
-		Compactions:       m.Compact.Count,
-		Flushes:           m.Flush.Count,
-		ReadAmplification: m.ReadAmp(),
-		WALBytes:          m.WAL.Size,
-		WALWrittenBytes:   m.WAL.BytesWritten,
-		Tables:            m.Total().TablesCount,
-		BlockCacheBytes:   m.BlockCache.Size,
-		BlockCacheHits:    m.BlockCache.Hits,
-		BlockCacheMisses:  m.BlockCache.Misses,
+		DiskUsageBytes:        m.DiskSpaceUsage(),
+		MemTableBytes:         m.MemTable.Size,
+		Compactions:           m.Compact.Count,
+		Flushes:               m.Flush.Count,
+		ReadAmplification:     m.ReadAmp(),
+		WALBytes:              m.WAL.Size,
+		WALWrittenBytes:       m.WAL.BytesWritten,
+		Tables:                m.Total().TablesCount,
+		BlockCacheBytes:       m.BlockCache.Size,
+		BlockCacheHits:        m.BlockCache.Hits,
+		BlockCacheMisses:      m.BlockCache.Misses,
+		SnapshotSentBytes:     s.snapshotSent.Load(),
+		SnapshotReceivedBytes: s.snapshotReceived.Load(),
 	}, nil
 }

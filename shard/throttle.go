@@ -2,6 +2,7 @@ package shard
 
 import (
 	"io"
+	"sync/atomic"
 	"time"
 
 	sm "github.com/lni/dragonboat/v4/statemachine"
@@ -45,4 +46,28 @@ func (t *throttledWriter) Write(p []byte) (int, error) {
 	n, err := t.w.Write(p)
 	t.written += uint64(n)
 	return n, err
+}
+
+// countingWriter adds the bytes written through it to n.
+type countingWriter struct {
+	w io.Writer
+	n *atomic.Uint64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	k, err := c.w.Write(p)
+	c.n.Add(uint64(k))
+	return k, err
+}
+
+// countingReader adds the bytes read through it to n.
+type countingReader struct {
+	r io.Reader
+	n *atomic.Uint64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	k, err := c.r.Read(p)
+	c.n.Add(uint64(k))
+	return k, err
 }
