@@ -24,7 +24,6 @@ import (
 	"github.com/cavedb/cave/ring"
 	"github.com/cavedb/cave/router"
 	"github.com/cavedb/cave/secrets"
-	"github.com/cavedb/cave/shard"
 )
 
 // WatchConfig limits and paces watches (KV.Watch, GET /api/v1/watch).
@@ -329,7 +328,7 @@ func (s *kvService) watch(ctx context.Context, conn string, req *kvv1.WatchReque
 
 // watchEvents converts a shard's events for the caller: it drops the keys
 // the caller may not read and, with req.Secret, opens sealed values.
-func (s *kvService) watchEvents(ctx context.Context, req *kvv1.WatchRequest, evs []shard.Event) ([]*kvv1.Event, error) {
+func (s *kvService) watchEvents(ctx context.Context, req *kvv1.WatchRequest, evs []router.Event) ([]*kvv1.Event, error) {
 	out := make([]*kvv1.Event, 0, len(evs))
 	for _, e := range evs {
 		key := string(e.Key)
@@ -338,7 +337,7 @@ func (s *kvService) watchEvents(ctx context.Context, req *kvv1.WatchRequest, evs
 		}
 		ev := &kvv1.Event{Type: kvv1.EventType_EVENT_TYPE_PUT, Key: key, Value: e.Value, ModRevision: e.Revision,
 			CreateRevision: e.CreateRevision, PrevModRevision: e.PrevRevision}
-		if e.Kind == shard.OpDelete {
+		if e.Deleted {
 			ev.Type = kvv1.EventType_EVENT_TYPE_DELETE
 		}
 		if req.Secret && secrets.IsEnvelope(e.Value) {

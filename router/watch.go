@@ -32,8 +32,37 @@ type Position map[ring.ShardID]int64
 // only moves the position on.
 type WatchBatch struct {
 	Shard  ring.ShardID
-	Events []shard.Event
+	Events []Event
 	Next   int64
+}
+
+// Event is one change of a key, as a watch delivers it.
+type Event struct {
+	// Revision is the shard's revision of the change: the key's new
+	// mod_revision for a put, the deletion's revision for a delete.
+	Revision int64
+	// Deleted is true for a delete, false for a put.
+	Deleted bool
+	// Key is the user key; Value the value a put wrote (nil for a delete
+	// and with KeysOnly).
+	Key, Value []byte
+	// CreateRevision is the key's create_revision; PrevRevision its
+	// mod_revision before the change, 0 when a put created it.
+	CreateRevision, PrevRevision int64
+}
+
+// events converts a shard's history events, dropping those not of key
+// when key is set (the shard matched them as a prefix).
+func events(evs []shard.Event, key string) []Event {
+	out := make([]Event, 0, len(evs))
+	for _, e := range evs {
+		if key != "" && string(e.Key) != key {
+			continue
+		}
+		out = append(out, Event{Revision: e.Revision, Deleted: e.Kind == shard.OpDelete, Key: e.Key, Value: e.Value,
+			CreateRevision: e.CreateRevision, PrevRevision: e.PrevRevision})
+	}
+	return out
 }
 
 // watchPoll is how long one history read waits for a commit, and
@@ -173,10 +202,7 @@ func (r *Router) watchShard(ctx context.Context, q WatchQuery, id ring.ShardID, 
 		if res.Next <= after {
 			continue
 		}
-		evs := res.Events
-		if q.Key != "" {
-			evs = exactKey(evs, q.Key)
-		}
+		evs := events(res.Events, q.Key)
 		after = res.Next
 		b := WatchBatch{Shard: id, Events: evs, Next: res.Next}
 		if len(evs) > 0 {
@@ -195,17 +221,6 @@ func (r *Router) watchShard(ctx context.Context, q WatchQuery, id ring.ShardID, 
 		}
 	}
 	return nil
-}
-
-// exactKey returns the events of key among evs, which match it as a prefix.
-func exactKey(evs []shard.Event, key string) []shard.Event {
-	out := evs[:0]
-	for _, e := range evs {
-		if string(e.Key) == key {
-			out = append(out, e)
-		}
-	}
-	return out
 }
 
 // historyOnce reads shard id's history after q.After once, waiting up to
