@@ -44,6 +44,8 @@ var rebalWorkload = linWorkload{clients: 4, maxOps: 4000, minGap: 20 * time.Mill
 type startedSlots struct {
 	*procCluster
 	n atomic.Int64
+	// shards is the cluster's data shard count (--shards).
+	shards int
 }
 
 // N returns how many node slots the load may use.
@@ -60,19 +62,19 @@ func (s *startedSlots) join(i int) {
 }
 
 // newRebalCluster starts the first `start` of `slots` nodes with
-// rebalShards shards of three replicas, waits until they are fully
+// `shards` data shards of three replicas, waits until they are fully
 // replicated and writes numKeys keys of valueBytes random bytes each. It
 // returns the cluster, a REST client and the keys and values written.
-func newRebalCluster(t *testing.T, slots, start, numKeys, valueBytes int) (*startedSlots, *restClient, []string, map[string][]byte) {
+func newRebalCluster(t *testing.T, slots, start, shards, numKeys, valueBytes int) (*startedSlots, *restClient, []string, map[string][]byte) {
 	t.Helper()
 	began := time.Now()
-	c := &startedSlots{procCluster: newProcClusterStopped(t, slots, withShards(rebalShards), withReplicas(3))}
+	c := &startedSlots{procCluster: newProcClusterStopped(t, slots, withShards(shards), withReplicas(3)), shards: shards}
 	for i := 1; i <= start; i++ {
 		c.join(i)
 	}
 	rc := newRESTClient(3 * time.Second)
 	t.Cleanup(rc.close)
-	c.WaitShards(rc, 60*time.Second, fullyReplicated(rebalShards, 3))
+	c.WaitShards(rc, 60*time.Second, fullyReplicated(shards, 3))
 	t.Logf("%d nodes ready and replicated after %v", start, time.Since(began).Round(time.Millisecond))
 
 	seed := testSeed(t)
@@ -307,7 +309,7 @@ func (c *startedSlots) nodeNames(n int) []string {
 // since.
 func (c *startedSlots) waitBalanced(rc *restClient, n int, since time.Time) time.Duration {
 	c.t.Helper()
-	ss := c.WaitShards(rc, rebalSettle, allOf(fullyReplicated(rebalShards, 3), balanced(c.nodeNames(n), 1)))
+	ss := c.WaitShards(rc, rebalSettle, allOf(fullyReplicated(c.shards, 3), balanced(c.nodeNames(n), 1)))
 	took := time.Since(since)
 	c.t.Logf("balanced over %d nodes %v after the change: replicas %v, leaders %v", n, took.Round(time.Millisecond), replicaCounts(ss), leaderCounts(ss))
 	return took
@@ -331,7 +333,7 @@ func (c *startedSlots) metaLeader(rc *restClient) int {
 // without ever leaving a shard short of voters.
 func TestScaleOutRebalances(t *testing.T) {
 	start := time.Now()
-	c, rc, keys, vals := newRebalCluster(t, 5, 3, 300, 256)
+	c, rc, keys, vals := newRebalCluster(t, 5, 3, rebalShards, 300, 256)
 	watch := watchMoves(c, rc, 3, rebalWorkload.bound+rebalSettle)
 	runLinearizable(t, c, rc, rebalWorkload, func(pause func(time.Duration)) {
 		pause(2 * time.Second)
@@ -353,7 +355,7 @@ func TestScaleOutRebalances(t *testing.T) {
 // moves over, and the cluster must still balance.
 func TestKillCoordinatorMidMove(t *testing.T) {
 	start := time.Now()
-	c, rc, keys, vals := newRebalCluster(t, 4, 3, 300, 256)
+	c, rc, keys, vals := newRebalCluster(t, 4, 3, rebalShards, 300, 256)
 	watch := watchMoves(c, rc, 3, rebalWorkload.bound+rebalSettle)
 	runLinearizable(t, c, rc, rebalWorkload, func(pause func(time.Duration)) {
 		pause(2 * time.Second)
@@ -381,7 +383,7 @@ func TestKillCoordinatorMidMove(t *testing.T) {
 // or roll back, and the cluster must balance.
 func TestKillDestinationMidSnapshot(t *testing.T) {
 	start := time.Now()
-	c, rc, keys, vals := newRebalCluster(t, 4, 3, 2000, 1024)
+	c, rc, keys, vals := newRebalCluster(t, 4, 3, rebalShards, 2000, 1024)
 	watch := watchMoves(c, rc, 3, rebalWorkload.bound+rebalSettle)
 	runLinearizable(t, c, rc, rebalWorkload, func(pause func(time.Duration)) {
 		pause(2 * time.Second)
@@ -408,7 +410,7 @@ func TestKillDestinationMidSnapshot(t *testing.T) {
 // balance.
 func TestRollingRestartDuringMoves(t *testing.T) {
 	start := time.Now()
-	c, rc, keys, vals := newRebalCluster(t, 4, 3, 300, 256)
+	c, rc, keys, vals := newRebalCluster(t, 4, 3, rebalShards, 300, 256)
 	watch := watchMoves(c, rc, 3, rebalWorkload.bound+rebalSettle)
 	runLinearizable(t, c, rc, rebalWorkload, func(pause func(time.Duration)) {
 		pause(2 * time.Second)
