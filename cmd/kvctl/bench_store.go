@@ -165,10 +165,7 @@ func storeOpener(c *cli.Context, cfg benchConfig, keys []string) (func(ep string
 			return &clientStore{cl: cl, keys: keys, stale: stale}, nil
 		}, cfg.endpoints, nil
 	default:
-		opts, err := dialOptions(c)
-		if err != nil {
-			return nil, nil, err
-		}
+		opts := dialOptions(c, tlsCfg)
 		return func(ep string) (benchStore, error) {
 			conn, err := grpc.NewClient(ep, opts...)
 			if err != nil {

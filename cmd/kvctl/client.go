@@ -78,14 +78,11 @@ func dial(c *cli.Context) (*client, error) {
 			return nil, fmt.Errorf("--endpoints: %w", err)
 		}
 	}
-	opts, err := dialOptions(c)
-	if err != nil {
-		return nil, err
-	}
 	tlsCfg, err := tlsConfig(c.String("cacert"), c.String("cert"), c.String("key"))
 	if err != nil {
 		return nil, err
 	}
+	opts := dialOptions(c, tlsCfg)
 	cl := &client{output: out, cfg: kvclient.DefaultConfig()}
 	cl.cfg.Endpoints, cl.cfg.TLS, cl.cfg.Token, cl.cfg.MaxMessageBytes = endpoints, tlsCfg, c.String("token"), maxMessageBytes
 	for _, e := range endpoints {
@@ -128,13 +125,14 @@ func checkHostPort(e string) error {
 	return nil
 }
 
-// dialOptions returns the gRPC options every kvctl connection uses: the
-// TLS flags' credentials, the message size limits and, with --token, the
-// bearer token on every call.
-func dialOptions(c *cli.Context) ([]grpc.DialOption, error) {
-	creds, err := transport(c.String("cacert"), c.String("cert"), c.String("key"))
-	if err != nil {
-		return nil, err
+// dialOptions returns the gRPC options every kvctl connection uses: TLS
+// with tlsCfg (the TLS flags' tlsConfig; nil dials in plaintext, as dev
+// mode serves), the message size limits and, with --token, the bearer
+// token on every call.
+func dialOptions(c *cli.Context, tlsCfg *tls.Config) []grpc.DialOption {
+	creds := insecure.NewCredentials()
+	if tlsCfg != nil {
+		creds = credentials.NewTLS(tlsCfg)
 	}
 	opts := []grpc.DialOption{
 		grpc.WithTransportCredentials(creds),
@@ -145,18 +143,7 @@ func dialOptions(c *cli.Context) ([]grpc.DialOption, error) {
 			return invoker(metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+tok), method, req, reply, cc, opts...)
 		}))
 	}
-	return opts, nil
-}
-
-// transport returns TLS credentials when any of the TLS flags is set (see
-// tlsConfig); without TLS flags the connection is plaintext, as dev mode
-// serves.
-func transport(caFile, certFile, keyFile string) (credentials.TransportCredentials, error) {
-	cfg, err := tlsConfig(caFile, certFile, keyFile)
-	if err != nil || cfg == nil {
-		return insecure.NewCredentials(), err
-	}
-	return credentials.NewTLS(cfg), nil
+	return opts
 }
 
 // tlsConfig returns the client TLS configuration of the TLS flags, or nil
