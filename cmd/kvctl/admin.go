@@ -176,29 +176,28 @@ func leaderTransfer(ctx context.Context, c *cli.Context, cl *client) error {
 }
 
 func rebalancePause(ctx context.Context, c *cli.Context, cl *client) error {
-	if _, err := args(c, 0, 0); err != nil {
-		return err
-	}
-	if err := adminCall(ctx, cl, func(ac adminv1.AdminClient) error {
+	return rebalanceSwitch(ctx, c, cl, "rebalancing paused", func(ac adminv1.AdminClient) error {
 		_, err := ac.Pause(ctx, &adminv1.PauseRequest{})
 		return err
-	}); err != nil {
-		return err
-	}
-	return done(c, cl, "rebalancing paused")
+	})
 }
 
 func rebalanceResume(ctx context.Context, c *cli.Context, cl *client) error {
+	return rebalanceSwitch(ctx, c, cl, "rebalancing resumed", func(ac adminv1.AdminClient) error {
+		_, err := ac.Resume(ctx, &adminv1.ResumeRequest{})
+		return err
+	})
+}
+
+// rebalanceSwitch runs the argument-less admin call flip and reports msg.
+func rebalanceSwitch(ctx context.Context, c *cli.Context, cl *client, msg string, flip func(adminv1.AdminClient) error) error {
 	if _, err := args(c, 0, 0); err != nil {
 		return err
 	}
-	if err := adminCall(ctx, cl, func(ac adminv1.AdminClient) error {
-		_, err := ac.Resume(ctx, &adminv1.ResumeRequest{})
-		return err
-	}); err != nil {
+	if err := adminCall(ctx, cl, flip); err != nil {
 		return err
 	}
-	return done(c, cl, "rebalancing resumed")
+	return done(c, cl, msg)
 }
 
 func rebalancePlan(ctx context.Context, c *cli.Context, cl *client) error {
