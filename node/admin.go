@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -234,8 +235,23 @@ func (p *metaState) replicasOn(name string) int {
 	return held
 }
 
+// idempotentWrite proposes op, an unconditional put or delete of a fixed
+// value whose repetition changes nothing, to the meta shard, and retries
+// it (at most three tries, within ctx) when the outcome is unknown or the
+// shard was not ready: a leader change right after a drain must not fail
+// the operator's call.
+func (n *Node) idempotentWrite(ctx context.Context, op shard.Op) error {
+	var err error
+	for try := 0; try < 3 && ctx.Err() == nil; try++ {
+		if _, err = n.metaWrite(ctx, op); !errors.Is(err, ErrUnknownOutcome) && !errors.Is(err, ErrNotReady) {
+			return err
+		}
+	}
+	return err
+}
+
 func (n *Node) setNodeState(ctx context.Context, name, state string) error {
-	if _, err := n.metaWrite(ctx, shard.Op{Kind: shard.OpPut, Key: []byte(prefixNodes + name), Value: []byte(state)}); err != nil {
+	if err := n.idempotentWrite(ctx, shard.Op{Kind: shard.OpPut, Key: []byte(prefixNodes + name), Value: []byte(state)}); err != nil {
 		return err
 	}
 	n.lg.Info("node state set by operator", "target", name, "state", state)
@@ -245,7 +261,7 @@ func (n *Node) setNodeState(ctx context.Context, name, state string) error {
 // PauseRebalance stops the coordinator from planning new moves; moves in
 // flight finish. It is idempotent.
 func (n *Node) PauseRebalance(ctx context.Context) error {
-	_, err := n.metaWrite(ctx, shard.Op{Kind: shard.OpPut, Key: []byte(keyPaused), Value: []byte("1")})
+	err := n.idempotentWrite(ctx, shard.Op{Kind: shard.OpPut, Key: []byte(keyPaused), Value: []byte("1")})
 	if err == nil {
 		n.lg.Info("automatic rebalancing paused")
 	}
@@ -255,7 +271,7 @@ func (n *Node) PauseRebalance(ctx context.Context) error {
 // ResumeRebalance lets the coordinator plan moves again. It is
 // idempotent.
 func (n *Node) ResumeRebalance(ctx context.Context) error {
-	_, err := n.metaWrite(ctx, shard.Op{Kind: shard.OpDelete, Key: []byte(keyPaused)})
+	err := n.idempotentWrite(ctx, shard.Op{Kind: shard.OpDelete, Key: []byte(keyPaused)})
 	if err == nil {
 		n.lg.Info("automatic rebalancing resumed")
 	}
